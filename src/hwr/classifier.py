@@ -1,0 +1,139 @@
+"""The LightningModule: loss, optimiser/scheduler from config, torchmetrics metrics.
+
+It knows nothing about the dataset beyond `num_classes` and the class names. The network,
+optimiser and scheduler arrive as Hydra config dicts (`_target_`, `_partial_`), so a
+checkpoint carries everything needed to rebuild the model: `Classifier.load_from_checkpoint(path)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+
+def _plain(cfg: Any) -> Any:
+    """DictConfig -> plain dict (checkpoints then load with torch.load(weights_only=True))."""
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+def build_metrics(num_classes: int) -> MetricCollection:
+    """Top-1 accuracy, top-5 accuracy (when there are more than 5 classes) and macro F1."""
+    metrics: dict[str, Any] = {
+        "acc": MulticlassAccuracy(num_classes, average="micro"),
+        "f1": MulticlassF1Score(num_classes, average="macro"),
+    }
+    if num_classes > 5:
+        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+    return MetricCollection(metrics)
+
+
+class Classifier(L.LightningModule):
+    """Image classifier around any network built from `net`.
+
+    Args:
+        net: config of the network (`_target_` + options); `input_shape` and `num_classes`
+            are filled in here.
+        optimizer: partial optimiser config (`_partial_: true`), called with the parameters.
+        scheduler: optional partial LR scheduler config, called with the optimiser. OneCycleLR
+            gets `total_steps` from the trainer when it is not set.
+        scheduler_interval: "epoch" or "step".
+        input_shape, num_classes, class_names: from the DataModule.
+        label_smoothing: cross-entropy label smoothing.
+    """
+
+    def __init__(
+        self,
+        net: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        input_shape: Sequence[int],
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        scheduler_interval: str = "epoch",
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
+        input_shape, class_names = list(input_shape), list(class_names or range(num_classes))
+        class_names = [str(c) for c in class_names]
+        self.save_hyperparameters(logger=False)
+        self.net: nn.Module = hydra.utils.instantiate(
+            net, input_shape=input_shape, num_classes=num_classes, _convert_="all"
+        )
+        self.metrics = nn.ModuleDict({s: build_metrics(num_classes) for s in ("train_", "val_", "test_")})
+        self.val_acc_best = MaxMetric()
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.hparams.class_names)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        metrics = self.metrics[f"{stage}_"]
+        metrics.update(logits, y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(y))
+        # Logging the MetricCollection lets Lightning compute + reset it once per epoch.
+        self.log_dict(
+            {f"{stage}/{k}": m for k, m in metrics.items()},
+            on_step=False,
+            on_epoch=True,
+            prog_bar=stage != "train",
+        )
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_train_start(self) -> None:
+        # Sanity-check batches must not count towards the best validation accuracy.
+        self.val_acc_best.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        acc = self.metrics["val_"]["acc"]
+        if acc.update_called:
+            self.val_acc_best.update(acc.compute())
+            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return self(x).softmax(dim=-1)
+
+    def configure_optimizers(self):
+        optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        make_scheduler = hydra.utils.instantiate(self.hparams.scheduler)
+        if getattr(make_scheduler, "func", None) is torch.optim.lr_scheduler.OneCycleLR and (
+            "total_steps" not in make_scheduler.keywords
+        ):
+            steps = self.trainer.estimated_stepping_batches
+            scheduler = make_scheduler(optimizer=optimizer, total_steps=steps)
+        else:
+            scheduler = make_scheduler(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval},
+        }

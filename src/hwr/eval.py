@@ -1,0 +1,91 @@
+"""`python eval.py ckpt_path=... [data=...]`: test a trained checkpoint on any test split."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from hwr.classifier import Classifier
+from hwr.data.base import CharDataModule
+from hwr.errors import HwrError
+from hwr.train import CONFIG_DIR, hydra_overrides
+from hwr.utils.config import flat_hparams, print_config_tree
+from hwr.utils.run import (
+    build_trainer,
+    log_hparams,
+    print_metrics,
+    scalar_metrics,
+    user_errors,
+    write_metrics,
+)
+
+log = logging.getLogger("hwr")
+
+
+def load_checkpoint(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
+    """Load a Classifier and the hyperparameters of the DataModule it was trained with."""
+    path = Path(path)
+    if not path.is_file():
+        raise HwrError(f"checkpoint not found: {path}; pass ckpt_path=<run dir>/checkpoints/best.ckpt")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model = Classifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file: say which
+        raise HwrError(f"cannot load checkpoint {path}: {type(e).__name__}: {e}") from e
+    return model, dict(ckpt.get("datamodule_hyper_parameters") or {})
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test `cfg.ckpt_path` on `cfg.data`'s test split; write metrics.json; return the metrics."""
+    started = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    print_config_tree(cfg, save_to=output_dir / "config_tree.log")
+    model, trained_on = load_checkpoint(cfg.ckpt_path)
+    dm: CharDataModule = hydra.utils.instantiate(cfg.data)
+    if model.hparams.num_classes != dm.num_classes:
+        raise HwrError(
+            f"the checkpoint predicts {model.hparams.num_classes} classes but data={dm.name} has "
+            f"{dm.num_classes}; evaluate on a dataset/split with the same classes"
+        )
+    if model.class_names != dm.class_names:
+        log.warning("class names differ: checkpoint %s, data %s", model.class_names, dm.class_names)
+    if list(model.hparams.input_shape) != list(dm.input_shape):
+        raise HwrError(
+            f"the checkpoint expects images {list(model.hparams.input_shape)} but "
+            f"data={dm.name} gives {list(dm.input_shape)}; set data.image_size to match"
+        )
+    # Inputs must be normalised exactly as in training, whatever the eval data config says.
+    if "mean" in trained_on and "std" in trained_on:
+        dm.mean, dm.std = float(trained_on["mean"]), float(trained_on["std"])
+
+    trainer = build_trainer(cfg)
+    log_hparams(trainer.loggers, flat_hparams(cfg, groups=("data",)))
+    results = trainer.test(model, datamodule=dm)
+    metrics: dict[str, Any] = scalar_metrics(results[0] if results else {})
+    metrics.update(
+        task=cfg.task_name,
+        data=dm.name,
+        model=type(model.net).__name__,
+        num_params=sum(p.numel() for p in model.parameters()),
+        test_ckpt=str(cfg.ckpt_path),
+        overrides=hydra_overrides(),
+        output_dir=str(output_dir),
+        wall_time_s=round(time.time() - started, 1),
+    )
+    path = write_metrics(output_dir, metrics)
+    print_metrics(metrics, title=f"eval: {dm.name} / {metrics['model']}  ({path})")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns test/acc."""
+    with user_errors():
+        return evaluate(cfg).get("test/acc")

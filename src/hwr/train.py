@@ -1,0 +1,98 @@
+"""`python train.py [overrides]`: build data, model and trainer from config; fit, test, report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from hwr.classifier import Classifier
+from hwr.data.base import CharDataModule
+from hwr.utils.config import flat_hparams, print_config_tree
+from hwr.utils.run import (
+    build_trainer,
+    log_hparams,
+    print_metrics,
+    scalar_metrics,
+    user_errors,
+    write_metrics,
+)
+
+log = logging.getLogger("hwr")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+
+
+def build_model(model_cfg: DictConfig, dm: CharDataModule) -> Classifier:
+    """Instantiate the model config for this DataModule's input shape and classes."""
+    return hydra.utils.instantiate(
+        model_cfg,
+        input_shape=list(dm.input_shape),
+        num_classes=dm.num_classes,
+        class_names=dm.class_names,
+        _recursive_=False,  # the Classifier builds net/optimizer/scheduler from their configs
+    )
+
+
+def hydra_overrides() -> list[str]:
+    """The command-line overrides of this run (empty outside a Hydra app)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit (if cfg.train) and test (if cfg.test); write metrics.json; return the metrics."""
+    started = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    print_config_tree(cfg, save_to=output_dir / "config_tree.log")
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    dm: CharDataModule = hydra.utils.instantiate(cfg.data)
+    model = build_model(cfg.model, dm)
+    trainer = build_trainer(cfg)
+    log_hparams(trainer.loggers, flat_hparams(cfg))
+
+    metrics: dict[str, Any] = {}
+    if cfg.get("train"):
+        trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+        metrics.update(scalar_metrics(trainer.callback_metrics))
+
+    test_ckpt = None
+    if cfg.get("test"):
+        checkpoint = trainer.checkpoint_callback
+        test_ckpt = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
+        if cfg.get("train") and test_ckpt is None:
+            log.warning("no best checkpoint was saved: testing the weights as they are")
+        results = trainer.test(model, datamodule=dm, ckpt_path=test_ckpt)
+        metrics.update(scalar_metrics(results[0] if results else {}))
+
+    metrics.update(
+        task=cfg.task_name,
+        data=dm.name,
+        model=type(model.net).__name__,
+        num_params=sum(p.numel() for p in model.parameters()),
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        test_ckpt=test_ckpt,
+        last_ckpt=getattr(trainer.checkpoint_callback, "last_model_path", None) or None,
+        seed=cfg.get("seed"),
+        overrides=hydra_overrides(),
+        output_dir=str(output_dir),
+        wall_time_s=round(time.time() - started, 1),
+    )
+    path = write_metrics(output_dir, metrics)
+    print_metrics(metrics, title=f"{cfg.task_name}: {dm.name} / {metrics['model']}  ({path})")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns val/acc_best so sweepers can optimise it."""
+    with user_errors():
+        return train(cfg).get("val/acc_best")

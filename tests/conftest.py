@@ -1,0 +1,124 @@
+"""Fixtures: tiny datasets in the real on-disk formats, written into tmp_path."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from PIL import Image, ImageDraw
+
+from hwr.data.idx import write_idx
+from hwr.train import CONFIG_DIR
+
+REAL_DATA = os.environ.get("HWR_DATA_DIR")
+needs_real_data = pytest.mark.skipif(
+    not REAL_DATA or not Path(REAL_DATA).is_dir(),
+    reason="set HWR_DATA_DIR to the datasets folder (e.g. ../shared/datasets) to run real-data tests",
+)
+
+
+def glyphs(n: int, num_classes: int, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable synthetic characters: class c is a bright 6x6 square at a class-specific
+    place (upper-left quadrant first), plus noise. White ink on black, uint8."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % num_classes
+    rng.shuffle(labels)
+    images = rng.integers(0, 40, size=(n, size, size), dtype=np.uint8)
+    cols = max(1, (size - 8) // 6)
+    for i, c in enumerate(labels):
+        r, q = divmod(int(c), cols)
+        y, x = 2 + (r * 6) % (size - 8), 2 + q * 6
+        images[i, y : y + 6, x : x + 6] = 255
+    return images, labels.astype(np.uint8)
+
+
+def write_mnist(root: Path, n_train: int = 600, n_test: int = 200, gz: bool = True) -> Path:
+    """`root/MNIST/raw/` with the four IDX files (.gz or plain)."""
+    raw = root / "MNIST" / "raw"
+    ext = ".gz" if gz else ""
+    for part, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
+        images, labels = glyphs(n, 10, seed)
+        write_idx(raw / f"{part}-images-idx3-ubyte{ext}", images)
+        write_idx(raw / f"{part}-labels-idx1-ubyte{ext}", labels)
+    return root
+
+
+def write_emnist(
+    root: Path, split: str, num_classes: int, layout: str = "raw", parts=("train", "test")
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """EMNIST IDX files stored transposed, as the official ones are. Returns the upright data."""
+    folder = root / "EMNIST" / layout
+    data = {}
+    for part in parts:
+        images, labels = glyphs(300 if part == "train" else 100, num_classes, seed=len(part))
+        stored_labels = labels + 1 if split == "letters" else labels
+        write_idx(folder / f"emnist-{split}-{part}-images-idx3-ubyte.gz", images.transpose(0, 2, 1))
+        write_idx(folder / f"emnist-{split}-{part}-labels-idx1-ubyte.gz", stored_labels)
+        data[part] = (images, labels)
+    return data
+
+
+def ink_png(path: Path, cls: int, writer: int) -> None:
+    """A 60x45 black-on-white RGB scan of a class-specific bar shape (slightly per writer)."""
+    image = Image.new("RGB", (60, 45), "white")
+    draw = ImageDraw.Draw(image)
+    x = 5 + (cls % 5) * 10 + writer % 3
+    y = 5 + (cls // 5) * 8
+    draw.rectangle([x, y, x + 4 + cls % 3 * 4, y + 20], fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+ENGLISH_CLASSES = list("0AZab")
+
+
+def write_english(root: Path, layout: str = "kaggle", writers: int = 8) -> Path:
+    """The English set in one of its layouts (kaggle | chars74k | folders), 5 classes."""
+    rows = []
+    for c, name in enumerate(ENGLISH_CLASSES):
+        number = {"0": 1, "A": 11, "Z": 36, "a": 37, "b": 38}[name]
+        for w in range(1, writers + 1):
+            file = f"img{number:03d}-{w:03d}.png"
+            if layout == "kaggle":
+                ink_png(root / "Img" / file, c, w)
+                rows.append((f"Img/{file}", name))
+            elif layout == "chars74k":
+                ink_png(root / "Img" / f"Sample{number:03d}" / file, c, w)
+            else:
+                ink_png(root / f"class_{name}" / file, c, w)
+    if layout == "kaggle":
+        with open(root / "english.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["image", "label"])
+            writer.writerows(rows)
+    return root
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data folder holding tiny MNIST, EMNIST (balanced) and English sets."""
+    root = tmp_path / "data"
+    write_mnist(root)
+    write_emnist(root, "balanced", 47)
+    write_english(root / "english")
+    return root
+
+
+def make_config(name: str, overrides: list[str], data_dir: Path, out: Path) -> DictConfig:
+    """Compose configs/<name>.yaml as the entry point would, pointed at tmp folders."""
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        return compose(
+            name,
+            overrides=[
+                f"paths.data_dir={data_dir}",
+                f"paths.output_dir={out}",
+                f"paths.cache_dir={out.parent / 'cache'}",
+                "callbacks.progress_bar=null" if name == "train" else "+trainer.enable_progress_bar=false",
+                *overrides,
+            ],
+        )

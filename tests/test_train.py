@@ -1,0 +1,162 @@
+"""End-to-end runs of train.py / eval.py on the tiny fixtures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_config
+from hydra import compose, initialize_config_dir
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from hwr.eval import evaluate
+from hwr.train import CONFIG_DIR, train
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+SMALL_CNN = ["model.net.channels=[8,16]", "model.net.head=[32]"]
+
+
+@pytest.mark.parametrize("data", ["mnist", "emnist", "english"])
+@pytest.mark.parametrize("model", ["mlp", "cnn", "cnn_deep"])
+def test_every_data_model_pair_runs(data_dir, tmp_path, data, model):
+    out = tmp_path / "run"
+    cfg = make_config("train", [f"data={data}", f"model={model}", "debug=fdr"], data_dir, out)
+    metrics = train(cfg)
+    assert metrics["data"] == data and 0 <= metrics["test/acc"] <= 1
+    assert json.loads((out / "metrics.json").read_text())["test/acc"] == metrics["test/acc"]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_configs_compose(experiment):
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"])
+    assert cfg.data._target_.startswith("hwr.data.") and cfg.model.net._target_.startswith("hwr.models.")
+    assert cfg.task_name == experiment
+
+
+@pytest.fixture
+def trained_run(data_dir, tmp_path):
+    """A real (short) CNN training on the tiny MNIST fixture, with checkpoints."""
+    out = tmp_path / "trained"
+    cfg = make_config(
+        "train",
+        ["trainer.max_epochs=4", "data.batch_size=32", "model.optimizer.lr=0.003", *SMALL_CNN],
+        data_dir,
+        out,
+    )
+    return out, train(cfg)
+
+
+def test_training_learns_and_writes_the_run_folder(trained_run):
+    out, metrics = trained_run
+    assert metrics["test/acc"] > 0.9  # chance is 0.1
+    assert metrics["val/acc_best"] >= metrics["val/acc"] - 1e-6
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in ("val/acc_best", "test/acc", "test/f1", "test/acc_top5", "epochs", "test_ckpt"):
+        assert key in saved
+    assert saved["epochs"] == 4
+    assert saved["test_ckpt"].endswith("checkpoints/best.ckpt")
+    assert (out / "checkpoints" / "best.ckpt").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_tensorboard_has_scalars_and_hparams(trained_run):
+    out, metrics = trained_run
+    # fit and test may write separate event files into the run's folder: read them all
+    acc = EventAccumulator(str(out / "tensorboard"), size_guidance={"tensors": 0})
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    assert {
+        "train/loss_step",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "val/acc_best",
+        "test/acc",
+        "test/f1",
+        "lr-AdamW",
+    } <= scalars
+    assert acc.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
+    # The HPARAMS plugin data: the experiment lists the hparams and the real metrics.
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = acc.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    assert {m.name.tag for m in experiment.metric_infos} == {"val/acc_best", "test/acc", "test/f1"}
+    hp = session.session_start_info.hparams
+    assert hp["model/net/class"].string_value == "CNN"
+    assert hp["model/optimizer/lr"].number_value == pytest.approx(0.003)
+    assert "hp_metric" not in scalars
+
+
+def test_eval_reproduces_test_accuracy(trained_run, data_dir, tmp_path):
+    out, metrics = trained_run
+    ckpt = out / "checkpoints" / "best.ckpt"
+    cfg = make_config("eval", [f"ckpt_path={ckpt}", "data=mnist"], data_dir, tmp_path / "eval")
+    result = evaluate(cfg)
+    assert result["test/acc"] == pytest.approx(metrics["test/acc"])
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/acc"] == result["test/acc"]
+
+
+def test_eval_refuses_mismatched_classes(trained_run, data_dir, tmp_path):
+    out, _ = trained_run
+    cfg = make_config(
+        "eval", [f"ckpt_path={out / 'checkpoints' / 'best.ckpt'}", "data=emnist"], data_dir, tmp_path / "eval"
+    )
+    with pytest.raises(Exception, match="predicts 10 classes but data=emnist has 47"):
+        evaluate(cfg)
+
+
+def test_resume_from_checkpoint_continues(data_dir, tmp_path):
+    common = ["data.batch_size=32", "model.scheduler=null", "model.optimizer.lr=0.003", *SMALL_CNN]
+    first = train(make_config("train", ["trainer.max_epochs=2", *common], data_dir, tmp_path / "a"))
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    resumed = train(
+        make_config("train", ["trainer.max_epochs=3", f"ckpt_path={last}", *common], data_dir, tmp_path / "b")
+    )
+    assert first["epochs"] == 2 and resumed["epochs"] == 3
+    assert resumed["global_step"] == first["global_step"] * 3 // 2  # continued, not restarted
+    assert resumed["test/acc"] > 0.9
+
+
+def _cli(script: str, *args: str, data_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "HWR_DATA_DIR": str(data_dir)},
+    )
+
+
+def test_cli_train_then_eval(data_dir, tmp_path):
+    run = _cli(
+        "train.py",
+        "debug=fdr",
+        "data=english",
+        "model=mlp",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        data_dir=data_dir,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    [metrics_file] = (tmp_path / "outputs" / "debug" / "runs").glob("*/metrics.json")
+    assert json.loads(metrics_file.read_text())["data"] == "english"
+    assert (metrics_file.parent / ".hydra" / "config.yaml").is_file()
+
+
+def test_cli_missing_data_is_one_clear_line(tmp_path):
+    run = _cli("train.py", "debug=fdr", "data.download=false", data_dir=tmp_path / "empty", cwd=tmp_path)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: MNIST not found") and "Traceback" not in run.stderr
+
+
+def test_cli_bad_config_key(tmp_path):
+    run = _cli("train.py", "data.no_such_key=1", data_dir=tmp_path, cwd=tmp_path)
+    assert run.returncode != 0 and "no_such_key" in run.stderr
