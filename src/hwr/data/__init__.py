@@ -1,0 +1,1 @@
+"""DataModules: one base (`base.CharDataModule`) and a thin subclass per dataset."""

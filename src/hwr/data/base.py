@@ -1,0 +1,232 @@
+"""CharDataModule: the shared half of every dataset (splits, loaders, on-device transforms).
+
+A subclass only says where its files are and how to decode them into a uint8 tensor
+(`load_train`, `load_test`, `class_names`). Everything else lives here once:
+
+- the whole dataset sits in memory as uint8 [N, H, W]; batches are drawn by index, never
+  decoded per sample, so the loader moves millions of images per second;
+- the validation split is carved from the training pool with a fixed seed, stratified by
+  class (or by writer, so no writer is in two parts);
+- uint8 -> float, augmentation and normalisation run on the whole batch on the device it
+  lands on, in `on_after_batch_transfer`.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hwr.data.augment import AugmentConfig, random_affine
+from hwr.errors import HwrError
+
+
+def default_data_dir() -> Path:
+    """`$HWR_DATA_DIR` when set, else `./data`."""
+    return Path(os.environ.get("HWR_DATA_DIR") or "data")
+
+
+@dataclass
+class LabelledImages:
+    """Images (uint8 [N, H, W], ink white on black), labels (int64 [N]) and optional groups
+    (int64 [N], e.g. the writer of each image, used for writer-disjoint splits)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    groups: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> LabelledImages:
+        groups = None if self.groups is None else self.groups[index]
+        return LabelledImages(self.images[index], self.labels[index], groups)
+
+
+class IndexedImages(Dataset):
+    """A map-style dataset that serves a whole batch with one tensor index (`__getitems__`).
+
+    Used with a normal DataLoader (so samplers, DDP sharding and `limit_*_batches` all work)
+    and `collate_fn=keep_batch`: the batch is already stacked.
+    """
+
+    def __init__(self, data: LabelledImages):
+        self.images, self.labels = data.images, data.labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i], self.labels[i]
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return self.images[index], self.labels[index]
+
+
+def keep_batch(batch):
+    """collate_fn for IndexedImages: the batch arrives already stacked."""
+    return batch
+
+
+def split_indices(
+    labels: torch.Tensor, fraction: float, seed: int, groups: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split positions 0..N-1 into (kept, held-out) with `fraction` held out.
+
+    Stratified by label: each class gives round(fraction * its count) images. With `groups`,
+    whole groups (writers) are held out instead, so no group is on both sides.
+    """
+    if not 0 <= fraction < 1:
+        raise HwrError(f"split fraction must be in [0, 1), got {fraction}")
+    gen = torch.Generator().manual_seed(seed)
+    if groups is not None:
+        unique = torch.unique(groups)
+        n_held = round(fraction * len(unique))
+        held_groups = unique[torch.randperm(len(unique), generator=gen)[:n_held]]
+        held = torch.isin(groups, held_groups)
+    else:
+        held = torch.zeros(len(labels), dtype=torch.bool)
+        for c in torch.unique(labels):
+            members = torch.nonzero(labels == c).flatten()
+            members = members[torch.randperm(len(members), generator=gen)]
+            held[members[: round(fraction * len(members))]] = True
+    return torch.nonzero(~held).flatten(), torch.nonzero(held).flatten()
+
+
+class CharDataModule(L.LightningDataModule, ABC):
+    """Base DataModule for single-character image classification (see module docstring).
+
+    Args:
+        data_dir: root folder of the datasets (default `$HWR_DATA_DIR` or `./data`).
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation and test (inference only, so larger).
+        val_fraction: share of the training pool held out for validation.
+        seed: seed of every split, independent of the training seed.
+        mean, std: normalisation applied after scaling pixels to [0, 1].
+        augment: ranges for `AugmentConfig` (shift px, rotate deg, scale), training only.
+        num_workers: DataLoader workers; 0 is fastest for in-memory tensors.
+        pin_memory: pin host batches for faster GPU copies (default: when CUDA is present).
+    """
+
+    name = "chars"
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int = 1024,
+        val_fraction: float = 0.1,
+        seed: int = 42,
+        mean: float = 0.5,
+        std: float = 0.5,
+        augment: Mapping[str, float] | None = None,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+    ):
+        super().__init__()
+        # Plain types only in hparams: checkpoints then load with torch.load(weights_only=True).
+        augment = {k: float(v) for k, v in dict(augment or {}).items()}
+        self.save_hyperparameters(logger=False)
+        self.hparams["augment"] = augment  # a subclass's **kwargs may still hold the DictConfig
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.mean, self.std = float(mean), float(std)
+        try:
+            self.augment = AugmentConfig(**augment)
+        except TypeError as e:
+            raise HwrError(f"data.augment accepts shift, rotate, scale: {e}") from e
+        self.num_workers = num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.train_set: LabelledImages | None = None
+        self.val_set: LabelledImages | None = None
+        self.test_set: LabelledImages | None = None
+
+    # ---- what a subclass provides -------------------------------------------------------
+    @property
+    @abstractmethod
+    def class_names(self) -> list[str]:
+        """Human-readable name of each class index."""
+
+    @property
+    def image_size(self) -> int:
+        return 28
+
+    @abstractmethod
+    def load_train(self) -> LabelledImages:
+        """The training pool (validation is carved out of it here, in `setup`)."""
+
+    @abstractmethod
+    def load_test(self) -> LabelledImages:
+        """The test set."""
+
+    # ---- shared -------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (1, self.image_size, self.image_size)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in ("fit", "validate", None) and self.train_set is None:
+            pool = self._checked(self.load_train(), "training")
+            keep, held = split_indices(
+                pool.labels, self.hparams.val_fraction, self.hparams.seed, pool.groups
+            )
+            self.train_set, self.val_set = pool.subset(keep), pool.subset(held)
+        if stage in ("test", "predict", None) and self.test_set is None:
+            self.test_set = self._checked(self.load_test(), "test")
+
+    def _checked(self, data: LabelledImages, part: str) -> LabelledImages:
+        if len(data) == 0:
+            raise HwrError(f"{self.name}: the {part} set is empty; check the files in {self.data_dir}")
+        if data.images.dtype != torch.uint8 or data.images.ndim != 3:
+            raise HwrError(f"{self.name}: expected uint8 images [N, H, W], got {data.images.dtype} "
+                           f"{tuple(data.images.shape)}")
+        top = int(data.labels.max())
+        if top >= self.num_classes or int(data.labels.min()) < 0:
+            raise HwrError(f"{self.name}: {part} labels range over 0..{top} but the dataset has "
+                           f"{self.num_classes} classes; the files do not match the split")
+        return data
+
+    def _loader(self, data: LabelledImages | None, batch_size: int, shuffle: bool) -> DataLoader:
+        if data is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        return DataLoader(
+            IndexedImages(data),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=keep_batch,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
+
+    def transform_batch(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+        """uint8 [B, H, W] -> normalised float [B, 1, H, W]; augmented when `train`."""
+        x = images.unsqueeze(1).float().div_(255)
+        if train:
+            x = random_affine(x, self.augment)
+        return (x - self.mean) / self.std
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        return self.transform_batch(images, train=training), labels

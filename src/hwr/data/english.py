@@ -1,0 +1,227 @@
+"""English Handwritten Characters (Chars74K EnglishHnd): 62 classes, 55 writers, PNG files.
+
+Three layouts are recognised under the dataset folder:
+- Kaggle: `english.csv` (columns `image,label`, paths relative to the csv) + `Img/`;
+- Chars74K: `Img/Sample001..062/img001-001.png` (or `Sample*/` directly);
+- class per folder: `<class name>/<any>.png`.
+
+The 1200x900 scans are decoded once, turned into the MNIST convention by
+`hwr.preprocess.preprocess_image`, and cached as one uint8 tensor keyed by the file list
+and the preprocessing parameters, so later runs load in well under a second.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+import string
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from hwr.data.base import CharDataModule, LabelledImages, split_indices
+from hwr.errors import HwrError
+from hwr.preprocess import preprocess_image
+
+CHARS74K_CLASSES = list(string.digits + string.ascii_uppercase + string.ascii_lowercase)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
+CACHE_VERSION = 1  # bump when preprocess_image changes what it produces
+_WRITER = re.compile(r"-(\d+)\.[A-Za-z]+$")  # img001-023.png -> writer 23
+
+
+def default_cache_dir() -> Path:
+    """`$HWR_CACHE_DIR`, else `$XDG_CACHE_HOME/hwr`, else `~/.cache/hwr`."""
+    if os.environ.get("HWR_CACHE_DIR"):
+        return Path(os.environ["HWR_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwr"
+
+
+@dataclass
+class FileIndex:
+    """Every image file of the set, its class name and its writer (None when unknown)."""
+
+    paths: list[Path]
+    labels: list[str]
+    writers: list[int | None]
+
+
+def scan_folder(root: Path) -> FileIndex:
+    """Find the images of `root` in any of the three layouts (see module docstring)."""
+    if not root.is_dir():
+        raise HwrError(
+            f"English Handwritten Characters not found at {root}: get it from Kaggle "
+            "('English Handwritten Characters': english.csv + Img/) or Chars74K (EnglishHnd) "
+            "and put it there, or point data.data_dir / data.folder at it"
+        )
+    if (root / "english.csv").is_file():
+        return _scan_csv(root / "english.csv")
+    samples = sorted((root / "Img").glob("Sample0[0-9][0-9]")) or sorted(root.glob("Sample0[0-9][0-9]"))
+    if samples:
+        pairs = []
+        for folder in samples:
+            number = int(folder.name.removeprefix("Sample"))
+            if not 1 <= number <= len(CHARS74K_CLASSES):
+                raise HwrError(f"{folder}: Chars74K sample folders run from Sample001 to Sample062")
+            pairs += [(p, CHARS74K_CLASSES[number - 1]) for p in _images_in(folder)]
+    else:
+        classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        pairs = [(p, d.name) for d in classes for p in _images_in(d)]
+    if not pairs:
+        raise HwrError(
+            f"no images found in {root}: expected english.csv + Img/, Img/Sample001..062/, "
+            "or one folder of images per class"
+        )
+    return _index(pairs)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _index(pairs: list[tuple[Path, str]]) -> FileIndex:
+    writers = [int(m.group(1)) if (m := _WRITER.search(p.name)) else None for p, _ in pairs]
+    return FileIndex([p for p, _ in pairs], [label for _, label in pairs], writers)
+
+
+def _scan_csv(csv_path: Path) -> FileIndex:
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"image", "label"} <= set(reader.fieldnames):
+            raise HwrError(f"{csv_path} must have the header 'image,label', found {reader.fieldnames}")
+        rows = [(row["image"], row["label"]) for row in reader]
+    pairs, missing = [], []
+    for line, (image, label) in enumerate(rows, start=2):
+        path = csv_path.parent / image
+        if not path.is_file():
+            missing.append(f"line {line}: {image}")
+        pairs.append((path, label))
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise HwrError(
+            f"{csv_path} names images that do not exist, {missing[0]}{more}; "
+            f"restore the files under {csv_path.parent} or remove those rows"
+        )
+    if not pairs:
+        raise HwrError(f"{csv_path} lists no images")
+    return _index(pairs)
+
+
+def _decode(args: tuple[Path, int, int]) -> np.ndarray | str:
+    path, image_size, margin = args
+    try:
+        with Image.open(path) as image:
+            return preprocess_image(image, image_size, margin)
+    except Exception as e:  # noqa: BLE001 - reported with the file name by the caller
+        return f"{type(e).__name__}: {e}"
+
+
+def decode_all(paths: list[Path], image_size: int, margin: int, workers: int) -> torch.Tensor:
+    """Decode and preprocess every file (in parallel) into uint8 [N, S, S]."""
+    jobs = [(p, image_size, margin) for p in paths]
+    if workers > 1 and len(jobs) > 64:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_decode, jobs, chunksize=32))
+    else:
+        results = [_decode(job) for job in jobs]
+    for path, result in zip(paths, results, strict=True):
+        if isinstance(result, str):
+            raise HwrError(f"cannot decode image {path} ({result}); replace or delete the file")
+    return torch.from_numpy(np.stack(results))
+
+
+class EnglishDataModule(CharDataModule):
+    """The English Handwritten Characters set (see module docstring).
+
+    Args:
+        folder: dataset folder, relative to `data_dir` unless absolute.
+        image_size, margin: output size and empty border of the preprocessing.
+        test_fraction: share held out for test (the reference notebook used 0.25).
+        split_by: "class" (stratified random split) or "writer" (each writer's images
+            all in one of train/val/test).
+        cache_dir: where the preprocessed tensor is cached (default `~/.cache/hwr`).
+        decode_workers: processes used the first time the images are decoded.
+    """
+
+    name = "english"
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        folder: str = "english",
+        image_size: int = 28,
+        margin: int = 2,
+        test_fraction: float = 0.25,
+        split_by: str = "class",
+        cache_dir: str | Path | None = None,
+        decode_workers: int | None = None,
+        **kwargs,
+    ):
+        if split_by not in ("class", "writer"):
+            raise HwrError(f"data.split_by={split_by!r}: use 'class' or 'writer'")
+        super().__init__(data_dir, **kwargs)
+        self.root = Path(folder) if Path(folder).is_absolute() else self.data_dir / folder
+        self._image_size, self.margin = image_size, margin
+        self.test_fraction, self.split_by = test_fraction, split_by
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.decode_workers = decode_workers or os.cpu_count() or 1
+
+    @property
+    def image_size(self) -> int:
+        return self._image_size
+
+    @cached_property
+    def files(self) -> FileIndex:
+        return scan_folder(self.root)
+
+    @cached_property
+    def class_names(self) -> list[str]:
+        return sorted(set(self.files.labels))
+
+    def cache_path(self) -> Path:
+        """Cache file for this file list and these preprocessing parameters."""
+        h = hashlib.sha256(f"v{CACHE_VERSION} {self.image_size} {self.margin}\n".encode())
+        for path, label in zip(self.files.paths, self.files.labels, strict=True):
+            h.update(f"{path.relative_to(self.root)}\t{label}\t{path.stat().st_size}\n".encode())
+        return self.cache_dir / f"english-{self.image_size}px-{h.hexdigest()[:16]}.pt"
+
+    @cached_property
+    def pool(self) -> LabelledImages:
+        """All images, preprocessed, from the cache when it is there."""
+        cache = self.cache_path()
+        if cache.is_file():
+            images = torch.load(cache, weights_only=True)
+        else:
+            images = decode_all(self.files.paths, self.image_size, self.margin, self.decode_workers)
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(f".tmp{os.getpid()}")
+                torch.save(images, tmp)
+                tmp.replace(cache)  # atomic: a killed run never leaves a half-written cache
+            except OSError:
+                pass  # an unwritable cache only costs the next run the decoding time
+        index = {name: i for i, name in enumerate(self.class_names)}
+        labels = torch.tensor([index[label] for label in self.files.labels])
+        groups = None
+        if self.split_by == "writer":
+            if any(w is None for w in self.files.writers):
+                raise HwrError("data.split_by=writer needs file names like img001-023.png (writer 23)")
+            groups = torch.tensor(self.files.writers)
+        return LabelledImages(images, labels, groups)
+
+    @cached_property
+    def _train_test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        pool = self.pool
+        return split_indices(pool.labels, self.test_fraction, self.hparams.seed, pool.groups)
+
+    def load_train(self) -> LabelledImages:
+        return self.pool.subset(self._train_test[0])
+
+    def load_test(self) -> LabelledImages:
+        return self.pool.subset(self._train_test[1])
