@@ -70,7 +70,7 @@ def test_tensorboard_has_scalars_and_hparams(trained_run):
     acc.Reload()
     scalars = set(acc.Tags()["scalars"])
     assert {
-        "train/loss_step",
+        "train/loss",
         "train/acc",
         "val/loss",
         "val/acc",
@@ -160,3 +160,26 @@ def test_cli_missing_data_is_one_clear_line(tmp_path):
 def test_cli_bad_config_key(tmp_path):
     run = _cli("train.py", "data.no_such_key=1", data_dir=tmp_path, cwd=tmp_path)
     assert run.returncode != 0 and "no_such_key" in run.stderr
+
+
+def test_benchmark_smoke(data_dir, tmp_path):
+    """The benchmark runs end to end (a few batches; numbers are not checked)."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "benchmark.py"),
+            "--data-dir",
+            str(data_dir),
+            "--seconds",
+            "0.2",
+            "--rounds",
+            "1",
+            "--workers",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| hwr (index + on-device augment) |" in run.stdout

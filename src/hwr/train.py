@@ -66,8 +66,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     test_ckpt = None
     if cfg.get("test"):
         checkpoint = trainer.checkpoint_callback
-        test_ckpt = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
-        if cfg.get("train") and test_ckpt is None:
+        if checkpoint is not None and checkpoint.best_model_path:
+            test_ckpt = checkpoint.best_model_path
+        elif not cfg.get("train"):
+            test_ckpt = cfg.get("ckpt_path")  # test=only: the checkpoint given
+        elif not trainer.fast_dev_run:
             log.warning("no best checkpoint was saved: testing the weights as they are")
         results = trainer.test(model, datamodule=dm, ckpt_path=test_ckpt)
         metrics.update(scalar_metrics(results[0] if results else {}))

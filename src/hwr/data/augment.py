@@ -51,8 +51,8 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     # affine_grid maps output coords to input coords in [-1, 1]: a pixel shift of s is 2s/size.
     tx, ty = uniform(2 * cfg.shift / w), uniform(2 * cfg.shift / h)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack(
-        [torch.stack([cos, -sin, tx], dim=1), torch.stack([sin, cos, ty], dim=1)], dim=1
-    ).to(x.dtype)
+    theta = torch.stack([torch.stack([cos, -sin, tx], dim=1), torch.stack([sin, cos, ty], dim=1)], dim=1).to(
+        x.dtype
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

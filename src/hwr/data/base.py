@@ -178,9 +178,7 @@ class CharDataModule(L.LightningDataModule, ABC):
     def setup(self, stage: str | None = None) -> None:
         if stage in ("fit", "validate", None) and self.train_set is None:
             pool = self._checked(self.load_train(), "training")
-            keep, held = split_indices(
-                pool.labels, self.hparams.val_fraction, self.hparams.seed, pool.groups
-            )
+            keep, held = split_indices(pool.labels, self.hparams.val_fraction, self.hparams.seed, pool.groups)
             self.train_set, self.val_set = pool.subset(keep), pool.subset(held)
         if stage in ("test", "predict", None) and self.test_set is None:
             self.test_set = self._checked(self.load_test(), "test")
@@ -189,12 +187,16 @@ class CharDataModule(L.LightningDataModule, ABC):
         if len(data) == 0:
             raise HwrError(f"{self.name}: the {part} set is empty; check the files in {self.data_dir}")
         if data.images.dtype != torch.uint8 or data.images.ndim != 3:
-            raise HwrError(f"{self.name}: expected uint8 images [N, H, W], got {data.images.dtype} "
-                           f"{tuple(data.images.shape)}")
+            raise HwrError(
+                f"{self.name}: expected uint8 images [N, H, W], got {data.images.dtype} "
+                f"{tuple(data.images.shape)}"
+            )
         top = int(data.labels.max())
         if top >= self.num_classes or int(data.labels.min()) < 0:
-            raise HwrError(f"{self.name}: {part} labels range over 0..{top} but the dataset has "
-                           f"{self.num_classes} classes; the files do not match the split")
+            raise HwrError(
+                f"{self.name}: {part} labels range over 0..{top} but the dataset has "
+                f"{self.num_classes} classes; the files do not match the split"
+            )
         return data
 
     def _loader(self, data: LabelledImages | None, batch_size: int, shuffle: bool) -> DataLoader:

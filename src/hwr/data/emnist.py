@@ -47,7 +47,9 @@ class EMNISTDataModule(CharDataModule):
         **kwargs,
     ):
         if split not in CLASS_NAMES:
-            raise HwrError(f"data.split={split!r} is not an EMNIST split; use one of {', '.join(CLASS_NAMES)}")
+            raise HwrError(
+                f"data.split={split!r} is not an EMNIST split; use one of {', '.join(CLASS_NAMES)}"
+            )
         super().__init__(data_dir, **kwargs)
         self.split, self.download = split, download
 
