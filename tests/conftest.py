@@ -99,10 +99,10 @@ def write_english(root: Path, layout: str = "kaggle", writers: int = 8) -> Path:
     return root
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """A data folder holding tiny MNIST, EMNIST (balanced) and English sets."""
-    root = tmp_path / "data"
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder holding tiny MNIST, EMNIST (balanced) and English sets (shared: read only)."""
+    root = tmp_path_factory.mktemp("data")
     write_mnist(root)
     write_emnist(root, "balanced", 47)
     write_english(root / "english")

@@ -225,3 +225,50 @@ def test_augment_off_is_identity_and_shift_moves_ink():
 def test_bad_augment_key():
     with pytest.raises(HwrError, match="shift, rotate, scale"):
         MNISTDataModule(augment={"shear": 3})
+
+
+def test_emnist_offline_download_fails_clearly(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    class Offline:
+        def __init__(self, *args, **kwargs):
+            raise OSError("network unreachable")
+
+    monkeypatch.setattr(torchvision.datasets, "EMNIST", Offline)
+    write_emnist(tmp_path, "byclass", 62, parts=("test",))
+    dm = EMNISTDataModule(tmp_path, split="byclass")  # download=true by default
+    with pytest.raises(HwrError) as err:
+        dm.setup("fit")
+    message = str(err.value)
+    assert "emnist-byclass-train-images-idx3-ubyte" in message and "network unreachable" in message
+    assert str(tmp_path / "EMNIST" / "raw") in message and str(tmp_path / "EMNIST" / "gzip") in message
+
+
+def test_data_dir_defaults_to_env_then_data(monkeypatch, tmp_path):
+    monkeypatch.setenv("HWR_DATA_DIR", str(tmp_path))
+    assert MNISTDataModule().data_dir == tmp_path
+    monkeypatch.delenv("HWR_DATA_DIR")
+    assert str(MNISTDataModule().data_dir) == "data"
+
+
+def test_english_images_without_csv_is_an_error(tmp_path):
+    root = write_english(tmp_path / "english")
+    (root / "english.csv").unlink()
+    with pytest.raises(HwrError, match="fewer than 2 classes"):
+        EnglishDataModule(tmp_path).setup()
+
+
+def test_empty_validation_split_is_an_error(tmp_path):
+    write_mnist(tmp_path, n_train=50, n_test=20)
+    with pytest.raises(HwrError, match="data.val_fraction > 0"):
+        MNISTDataModule(tmp_path, download=False, val_fraction=0).setup("fit")
+
+
+def test_damaged_english_cache_is_rebuilt(tmp_path):
+    write_english(tmp_path / "english")
+    dm = EnglishDataModule(tmp_path, cache_dir=tmp_path / "cache", decode_workers=1)
+    dm.setup()
+    dm.cache_path().write_bytes(b"not a tensor")
+    again = EnglishDataModule(tmp_path, cache_dir=tmp_path / "cache", decode_workers=1)
+    again.setup()
+    assert torch.equal(again.pool.images, dm.pool.images)

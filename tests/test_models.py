@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from hwr.errors import HwrError
 from hwr.models.cnn import CNN
 from hwr.models.mlp import MLP
 
@@ -20,5 +21,5 @@ def test_cnn_shapes(size, channels):
 
 
 def test_cnn_too_many_blocks_for_image():
-    with pytest.raises(ValueError, match="at least 32 px"):
+    with pytest.raises(HwrError, match="at least 32 px"):
         CNN((1, 28, 28), 10, channels=(8, 8, 8, 8, 8))

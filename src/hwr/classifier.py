@@ -19,6 +19,8 @@ from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from hwr.errors import HwrError
+
 
 def _plain(cfg: Any) -> Any:
     """DictConfig -> plain dict (checkpoints then load with torch.load(weights_only=True))."""
@@ -71,6 +73,7 @@ class Classifier(L.LightningModule):
         )
         self.metrics = nn.ModuleDict({s: build_metrics(num_classes) for s in ("train_", "val_", "test_")})
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # saved in checkpoints: a resumed run keeps its best
 
     @property
     def class_names(self) -> list[str]:
@@ -106,8 +109,16 @@ class Classifier(L.LightningModule):
         self._step(batch, "test")
 
     def on_train_start(self) -> None:
-        # Sanity-check batches must not count towards the best validation accuracy.
-        self.val_acc_best.reset()
+        # After a resume the restored OneCycle schedule keeps its old length; training past it
+        # would crash mid-epoch, so say so now.
+        for config in self.trainer.lr_scheduler_configs:
+            total = getattr(config.scheduler, "total_steps", None)
+            if total is not None and total < self.trainer.estimated_stepping_batches:
+                raise HwrError(
+                    f"the checkpoint's OneCycle schedule ends after {total} steps but this run needs "
+                    f"{self.trainer.estimated_stepping_batches}; resume with the original "
+                    "trainer.max_epochs, or start a new run from the weights"
+                )
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -135,5 +146,10 @@ class Classifier(L.LightningModule):
             scheduler = make_scheduler(optimizer=optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval},
+            # monitor is what ReduceLROnPlateau-style schedulers step on; others ignore it
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": self.hparams.scheduler_interval,
+                "monitor": "val/loss",
+            },
         }

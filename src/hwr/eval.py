@@ -9,7 +9,7 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hwr.classifier import Classifier
 from hwr.data.base import CharDataModule
@@ -26,6 +26,8 @@ from hwr.utils.run import (
 )
 
 log = logging.getLogger("hwr")
+# DataModule options that decide which images land in the test split.
+SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "split_by", "margin", "image_size")
 
 
 def load_checkpoint(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
@@ -44,11 +46,17 @@ def load_checkpoint(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test `cfg.ckpt_path` on `cfg.data`'s test split; write metrics.json; return the metrics."""
     started = time.time()
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise HwrError("eval.py needs ckpt_path=<run dir>/checkpoints/best.ckpt")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     model, trained_on = load_checkpoint(cfg.ckpt_path)
     dm: CharDataModule = hydra.utils.instantiate(cfg.data)
+    if trained_on.get("dataset") == dm.name:
+        # Same dataset: rebuild the training run's split, so no training image is tested.
+        same_split = {k: trained_on[k] for k in SPLIT_KEYS if k in trained_on}
+        dm = hydra.utils.instantiate(cfg.data, **same_split)
     if model.hparams.num_classes != dm.num_classes:
         raise HwrError(
             f"the checkpoint predicts {model.hparams.num_classes} classes but data={dm.name} has "

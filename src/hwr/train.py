@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from hwr.classifier import Classifier
 from hwr.data.base import CharDataModule
+from hwr.errors import HwrError
 from hwr.utils.config import flat_hparams, print_config_tree
 from hwr.utils.run import (
     build_trainer,
@@ -47,6 +48,11 @@ def hydra_overrides() -> list[str]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (if cfg.train) and test (if cfg.test); write metrics.json; return the metrics."""
     started = time.time()
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise HwrError(f"ckpt_path={ckpt_path} does not exist; pass <run dir>/checkpoints/last.ckpt")
+    if cfg.get("test") and not cfg.get("train") and not ckpt_path:
+        raise HwrError("train=false test=true needs ckpt_path=<checkpoint> (or use eval.py)")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     print_config_tree(cfg, save_to=output_dir / "config_tree.log")
@@ -60,7 +66,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     metrics: dict[str, Any] = {}
     if cfg.get("train"):
-        trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
         metrics.update(scalar_metrics(trainer.callback_metrics))
 
     test_ckpt = None
@@ -69,7 +75,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if checkpoint is not None and checkpoint.best_model_path:
             test_ckpt = checkpoint.best_model_path
         elif not cfg.get("train"):
-            test_ckpt = cfg.get("ckpt_path")  # test=only: the checkpoint given
+            test_ckpt = ckpt_path  # test only: the checkpoint given
         elif not trainer.fast_dev_run:
             log.warning("no best checkpoint was saved: testing the weights as they are")
         results = trainer.test(model, datamodule=dm, ckpt_path=test_ckpt)

@@ -80,7 +80,7 @@ def split_indices(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Split positions 0..N-1 into (kept, held-out) with `fraction` held out.
 
-    Stratified by label: each class gives round(fraction * its count) images. With `groups`,
+    Stratified by label: each class gives fraction * its count images (rounded half up). With `groups`,
     whole groups (writers) are held out instead, so no group is on both sides.
     """
     if not 0 <= fraction < 1:
@@ -88,7 +88,7 @@ def split_indices(
     gen = torch.Generator().manual_seed(seed)
     if groups is not None:
         unique = torch.unique(groups)
-        n_held = round(fraction * len(unique))
+        n_held = int(fraction * len(unique) + 0.5)  # half up: tiny sets still get one
         held_groups = unique[torch.randperm(len(unique), generator=gen)[:n_held]]
         held = torch.isin(groups, held_groups)
     else:
@@ -96,7 +96,7 @@ def split_indices(
         for c in torch.unique(labels):
             members = torch.nonzero(labels == c).flatten()
             members = members[torch.randperm(len(members), generator=gen)]
-            held[members[: round(fraction * len(members))]] = True
+            held[members[: int(fraction * len(members) + 0.5)]] = True
     return torch.nonzero(~held).flatten(), torch.nonzero(held).flatten()
 
 
@@ -135,6 +135,7 @@ class CharDataModule(L.LightningDataModule, ABC):
         augment = {k: float(v) for k, v in dict(augment or {}).items()}
         self.save_hyperparameters(logger=False)
         self.hparams["augment"] = augment  # a subclass's **kwargs may still hold the DictConfig
+        self.hparams["dataset"] = self.name  # lets eval.py recognise the training dataset
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.mean, self.std = float(mean), float(std)
@@ -179,6 +180,11 @@ class CharDataModule(L.LightningDataModule, ABC):
         if stage in ("fit", "validate", None) and self.train_set is None:
             pool = self._checked(self.load_train(), "training")
             keep, held = split_indices(pool.labels, self.hparams.val_fraction, self.hparams.seed, pool.groups)
+            if len(held) == 0:
+                raise HwrError(
+                    f"{self.name}: the validation split is empty; set data.val_fraction > 0 "
+                    "(the best checkpoint is chosen on validation accuracy)"
+                )
             self.train_set, self.val_set = pool.subset(keep), pool.subset(held)
         if stage in ("test", "predict", None) and self.test_set is None:
             self.test_set = self._checked(self.load_test(), "test")
@@ -206,6 +212,8 @@ class CharDataModule(L.LightningDataModule, ABC):
             IndexedImages(data),
             batch_size=batch_size,
             shuffle=shuffle,
+            # Training drops the ragged last batch: a batch of 1 breaks BatchNorm.
+            drop_last=shuffle and len(data) > batch_size,
             collate_fn=keep_batch,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

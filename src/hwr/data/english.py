@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
 import re
 import string
@@ -30,6 +31,7 @@ from hwr.data.base import CharDataModule, LabelledImages, split_indices
 from hwr.errors import HwrError
 from hwr.preprocess import preprocess_image
 
+log = logging.getLogger(__name__)
 CHARS74K_CLASSES = list(string.digits + string.ascii_uppercase + string.ascii_lowercase)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
 CACHE_VERSION = 1  # bump when preprocess_image changes what it produces
@@ -73,10 +75,10 @@ def scan_folder(root: Path) -> FileIndex:
     else:
         classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
         pairs = [(p, d.name) for d in classes for p in _images_in(d)]
-    if not pairs:
+    if len({label for _, label in pairs}) < 2:
         raise HwrError(
-            f"no images found in {root}: expected english.csv + Img/, Img/Sample001..062/, "
-            "or one folder of images per class"
+            f"found {len(pairs)} images but fewer than 2 classes in {root}: expected english.csv + Img/, "
+            "Img/Sample001..062/, or one folder of images per class"
         )
     return _index(pairs)
 
@@ -195,9 +197,13 @@ class EnglishDataModule(CharDataModule):
     def pool(self) -> LabelledImages:
         """All images, preprocessed, from the cache when it is there."""
         cache = self.cache_path()
+        images = None
         if cache.is_file():
-            images = torch.load(cache, weights_only=True)
-        else:
+            try:
+                images = torch.load(cache, weights_only=True)
+            except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, not fatal
+                log.warning("cache %s is unreadable: decoding the images again", cache)
+        if images is None or len(images) != len(self.files.paths):
             images = decode_all(self.files.paths, self.image_size, self.margin, self.decode_workers)
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)

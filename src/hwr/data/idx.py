@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
                 raw = f.read()
         else:
             raw = path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise HwrError(f"cannot read {path}: {e}; delete it and download it again") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise HwrError(f"{path} is not an IDX file (bad magic number); replace it with the official file")

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from hwr.errors import HwrError
+
 
 def conv_block(c_in: int, c_out: int, convs: int, kernel_size: int, dropout: float) -> nn.Sequential:
     """`convs` x (conv -> BN -> ReLU), then 2x2 max-pool and dropout."""
@@ -50,7 +52,7 @@ class CNN(nn.Module):
         super().__init__()
         c, h, w = input_shape
         if min(h, w) < 2 ** len(channels):
-            raise ValueError(
+            raise HwrError(
                 f"{len(channels)} pooling blocks need images of at least {2 ** len(channels)} px, got {h}x{w}"
             )
         blocks = []

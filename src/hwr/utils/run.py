@@ -15,6 +15,7 @@ import hydra
 import lightning as L
 import rich
 import rich.table
+from hydra.errors import InstantiationException
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig
 from torch.utils.tensorboard.summary import hparams as hparams_summary
@@ -23,15 +24,19 @@ from hwr.errors import HwrError
 
 log = logging.getLogger("hwr")
 
-# The metrics the HPARAMS tab shows next to each run's hyperparameters.
-HPARAM_METRICS = ("val/acc_best", "test/acc", "test/f1")
-
 
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn HwrError into a one-line message on stderr and exit status 1."""
     try:
         yield
+    except InstantiationException as e:  # Hydra wraps errors raised in constructors
+        cause = e.__cause__
+        while cause is not None and not isinstance(cause, HwrError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise SystemExit(f"error: {cause}") from None
     except HwrError as e:
         raise SystemExit(f"error: {e}") from None
 
@@ -53,16 +58,18 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
 
 
 def log_hparams(loggers: list[Logger], params: Mapping[str, Any]) -> None:
-    """Declare the run's hyperparameters and its result metrics to TensorBoard's HPARAMS tab.
+    """Record the run's hyperparameters for TensorBoard's HPARAMS tab.
 
-    Only the metric names are written here; their values come from the scalars the run logs
-    (val/acc_best, test/acc, ...), so a run never shows a placeholder such as hp_metric = -1.
+    Only the session-start record is written, no experiment record: TensorBoard then takes
+    the union of the hyperparameters of all runs under --logdir (an experiment record from
+    one run would impose its columns on every run) and shows the scalars each run logs
+    (val/acc_best, test/acc, ...) as metrics, so there is no placeholder hp_metric = -1.
     """
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             writer = logger.experiment._get_file_writer()
-            for summary in hparams_summary(dict(params), dict.fromkeys(HPARAM_METRICS, 0.0)):
-                writer.add_summary(summary)
+            _experiment, session_start, _end = hparams_summary(dict(params), {})
+            writer.add_summary(session_start)
             writer.flush()
 
 
