@@ -70,7 +70,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"data={dm.name} gives {list(dm.input_shape)}; set data.image_size to match"
         )
     # Inputs must be normalised exactly as in training, whatever the eval data config says.
-    if "mean" in trained_on and "std" in trained_on:
+    if trained_on.get("mean") is not None and trained_on.get("std") is not None:
         dm.mean, dm.std = float(trained_on["mean"]), float(trained_on["std"])
 
     trainer = build_trainer(cfg)

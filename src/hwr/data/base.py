@@ -109,13 +109,16 @@ class CharDataModule(L.LightningDataModule, ABC):
         eval_batch_size: batch size for validation and test (inference only, so larger).
         val_fraction: share of the training pool held out for validation.
         seed: seed of every split, independent of the training seed.
-        mean, std: normalisation applied after scaling pixels to [0, 1].
+        mean, std: normalisation applied after scaling pixels to [0, 1] (default: the
+            dataset's own MEAN/STD).
         augment: ranges for `AugmentConfig` (shift px, rotate deg, scale), training only.
         num_workers: DataLoader workers; 0 is fastest for in-memory tensors.
         pin_memory: pin host batches for faster GPU copies (default: when CUDA is present).
     """
 
     name = "chars"
+    # Pixel mean/std (of pixel / 255) of the dataset's training images; subclasses measure theirs.
+    MEAN, STD = 0.5, 0.5
 
     def __init__(
         self,
@@ -124,8 +127,8 @@ class CharDataModule(L.LightningDataModule, ABC):
         eval_batch_size: int = 1024,
         val_fraction: float = 0.1,
         seed: int = 42,
-        mean: float = 0.5,
-        std: float = 0.5,
+        mean: float | None = None,
+        std: float | None = None,
         augment: Mapping[str, float] | None = None,
         num_workers: int = 0,
         pin_memory: bool | None = None,
@@ -138,7 +141,9 @@ class CharDataModule(L.LightningDataModule, ABC):
         self.hparams["dataset"] = self.name  # lets eval.py recognise the training dataset
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.mean, self.std = float(mean), float(std)
+        self.mean = float(self.MEAN if mean is None else mean)
+        self.std = float(self.STD if std is None else std)
+        self.hparams.update(mean=self.mean, std=self.std)  # the values used, for eval.py
         try:
             self.augment = AugmentConfig(**augment)
         except TypeError as e:

@@ -32,6 +32,7 @@ class MNISTDataModule(CharDataModule):
     written to, so a read-only shared folder works."""
 
     name = "mnist"
+    MEAN, STD = 0.1307, 0.3081  # the 60,000 training images
 
     def __init__(self, data_dir: str | Path | None = None, download: bool = True, **kwargs):
         super().__init__(data_dir, **kwargs)
