@@ -14,16 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from hwr.classifier import Classifier
 from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
-from hwr.train import CONFIG_DIR, hydra_overrides
-from hwr.utils.config import flat_hparams, print_config_tree
-from hwr.utils.run import (
-    build_trainer,
-    log_hparams,
-    print_metrics,
-    scalar_metrics,
-    user_errors,
-    write_metrics,
-)
+from hwr.train import CONFIG_DIR
+from hwr.utils.config import flat_hparams
+from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run, user_errors
 
 log = logging.getLogger("hwr")
 # DataModule options that decide which images land in the test split.
@@ -48,9 +41,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     started = time.time()
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise HwrError("eval.py needs ckpt_path=<run dir>/checkpoints/best.ckpt")
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    print_config_tree(cfg, save_to=output_dir / "config_tree.log")
+    start_run(cfg)
     model, trained_on = load_checkpoint(cfg.ckpt_path)
     dm: CharDataModule = hydra.utils.instantiate(cfg.data)
     if trained_on.get("dataset") == dm.name:
@@ -77,19 +68,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     log_hparams(trainer.loggers, flat_hparams(cfg, groups=("data",)))
     results = trainer.test(model, datamodule=dm)
     metrics: dict[str, Any] = scalar_metrics(results[0] if results else {})
-    metrics.update(
-        task=cfg.task_name,
-        data=dm.name,
-        model=type(model.net).__name__,
-        num_params=sum(p.numel() for p in model.parameters()),
-        test_ckpt=str(cfg.ckpt_path),
-        overrides=hydra_overrides(),
-        output_dir=str(output_dir),
-        wall_time_s=round(time.time() - started, 1),
-    )
-    path = write_metrics(output_dir, metrics)
-    print_metrics(metrics, title=f"eval: {dm.name} / {metrics['model']}  ({path})")
-    return metrics
+    return finish_run(cfg, dm.name, model, metrics, started, test_ckpt=str(cfg.ckpt_path))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")

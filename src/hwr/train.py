@@ -9,21 +9,13 @@ from typing import Any
 
 import hydra
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from hwr.classifier import Classifier
 from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
-from hwr.utils.config import flat_hparams, print_config_tree
-from hwr.utils.run import (
-    build_trainer,
-    log_hparams,
-    print_metrics,
-    scalar_metrics,
-    user_errors,
-    write_metrics,
-)
+from hwr.utils.config import flat_hparams
+from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run, user_errors
 
 log = logging.getLogger("hwr")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
@@ -40,11 +32,6 @@ def build_model(model_cfg: DictConfig, dm: CharDataModule) -> Classifier:
     )
 
 
-def hydra_overrides() -> list[str]:
-    """The command-line overrides of this run (empty outside a Hydra app)."""
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (if cfg.train) and test (if cfg.test); write metrics.json; return the metrics."""
     started = time.time()
@@ -53,9 +40,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise HwrError(f"ckpt_path={ckpt_path} does not exist; pass <run dir>/checkpoints/last.ckpt")
     if cfg.get("test") and not cfg.get("train") and not ckpt_path:
         raise HwrError("train=false test=true needs ckpt_path=<checkpoint> (or use eval.py)")
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    print_config_tree(cfg, save_to=output_dir / "config_tree.log")
+    start_run(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -81,23 +66,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results = trainer.test(model, datamodule=dm, ckpt_path=test_ckpt)
         metrics.update(scalar_metrics(results[0] if results else {}))
 
-    metrics.update(
-        task=cfg.task_name,
-        data=dm.name,
-        model=type(model.net).__name__,
-        num_params=sum(p.numel() for p in model.parameters()),
+    return finish_run(
+        cfg,
+        dm.name,
+        model,
+        metrics,
+        started,
         epochs=trainer.current_epoch,
         global_step=trainer.global_step,
         test_ckpt=test_ckpt,
         last_ckpt=getattr(trainer.checkpoint_callback, "last_model_path", None) or None,
-        seed=cfg.get("seed"),
-        overrides=hydra_overrides(),
-        output_dir=str(output_dir),
-        wall_time_s=round(time.time() - started, 1),
     )
-    path = write_metrics(output_dir, metrics)
-    print_metrics(metrics, title=f"{cfg.task_name}: {dm.name} / {metrics['model']}  ({path})")
-    return metrics
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,12 +16,14 @@ import hydra
 import lightning as L
 import rich
 import rich.table
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from hwr.errors import HwrError
+from hwr.utils.config import print_config_tree
 
 log = logging.getLogger("hwr")
 
@@ -81,6 +84,40 @@ def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
         if not math.isnan(number):
             out[key] = number
     return dict(sorted(out.items()))
+
+
+def start_run(cfg: DictConfig) -> Path:
+    """Create the run folder, print the config tree (and save it there); return the folder."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    print_config_tree(cfg, save_to=output_dir / "config_tree.log")
+    return output_dir
+
+
+def finish_run(
+    cfg: DictConfig,
+    data_name: str,
+    model: L.LightningModule,
+    metrics: dict[str, Any],
+    started: float,
+    **details: Any,
+) -> dict[str, Any]:
+    """Add the run's facts to `metrics`, write metrics.json, print the table; return metrics."""
+    output_dir = Path(cfg.paths.output_dir)
+    metrics.update(
+        task=cfg.task_name,
+        data=data_name,
+        model=type(model.net).__name__,
+        num_params=sum(p.numel() for p in model.parameters()),
+        **details,
+        seed=cfg.get("seed"),
+        overrides=list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        output_dir=str(output_dir),
+        wall_time_s=round(time.time() - started, 1),
+    )
+    path = write_metrics(output_dir, metrics)
+    print_metrics(metrics, title=f"{cfg.task_name}: {data_name} / {metrics['model']}  ({path})")
+    return metrics
 
 
 def write_metrics(output_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
