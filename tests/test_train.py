@@ -242,4 +242,4 @@ def test_benchmark_smoke(data_dir, tmp_path):
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "| hwr (index + on-device augment) |" in run.stdout
+    assert "| hwr loader + float + normalise |" in run.stdout
