@@ -18,7 +18,9 @@ from hwr.train import CONFIG_DIR
 REAL_DATA = os.environ.get("HWR_DATA_DIR")
 needs_real_data = pytest.mark.skipif(
     not REAL_DATA or not Path(REAL_DATA).is_dir(),
-    reason="set HWR_DATA_DIR to the datasets folder (e.g. ../shared/datasets) to run real-data tests",
+    reason=f"HWR_DATA_DIR={REAL_DATA} is not a folder"
+    if REAL_DATA
+    else "set HWR_DATA_DIR to the datasets folder (e.g. ../shared/datasets) to run real-data tests",
 )
 
 
