@@ -65,7 +65,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         dm.mean, dm.std = float(trained_on["mean"]), float(trained_on["std"])
 
     trainer = build_trainer(cfg)
-    log_hparams(trainer.loggers, flat_hparams(cfg, groups=("data",)))
+    hparams = flat_hparams(cfg, groups=("data",))
+    hparams.update({"model/net/class": type(model.net).__name__, "ckpt_path": str(cfg.ckpt_path)})
+    log_hparams(trainer.loggers, hparams)
     results = trainer.test(model, datamodule=dm)
     metrics: dict[str, Any] = scalar_metrics(results[0] if results else {})
     return finish_run(cfg, dm.name, model, metrics, started, test_ckpt=str(cfg.ckpt_path))
