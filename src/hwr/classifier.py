@@ -20,6 +20,7 @@ from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from hwr.errors import HwrError
+from hwr.report import MAX_MISTAKES, TestOutputs
 
 
 def _plain(cfg: Any) -> Any:
@@ -74,6 +75,7 @@ class Classifier(L.LightningModule):
         self.metrics = nn.ModuleDict({s: build_metrics(num_classes) for s in ("train_", "val_", "test_")})
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # saved in checkpoints: a resumed run keeps its best
+        self.test_outputs: TestOutputs | None = None  # filled by the test pass
 
     @property
     def class_names(self) -> list[str]:
@@ -83,6 +85,7 @@ class Classifier(L.LightningModule):
         return self.net(x)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
+        """Loss and metrics of one batch; returns the loss (train) or the logits (val/test)."""
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
@@ -97,7 +100,7 @@ class Classifier(L.LightningModule):
             on_epoch=True,
             prog_bar=stage != "train",
         )
-        return loss
+        return loss if stage == "train" else logits
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
@@ -105,8 +108,38 @@ class Classifier(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")
 
+    def on_test_epoch_start(self) -> None:
+        self._test_parts: dict[str, list[torch.Tensor]] = {
+            "probs": [],
+            "targets": [],
+            "images": [],
+            "index": [],
+        }
+        self._test_seen = 0
+
     def test_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "test")
+        logits = self._step(batch, "test")
+        # Keep this one pass of predictions for the report (hwr.report): nothing is predicted twice.
+        x, y = batch
+        probs = logits.detach().float().softmax(dim=-1).cpu()
+        parts = self._test_parts
+        parts["probs"].append(probs)
+        parts["targets"].append(y.cpu())
+        room = MAX_MISTAKES - sum(len(i) for i in parts["index"])
+        if room > 0:
+            wrong = torch.nonzero(probs.argmax(dim=1) != y.cpu()).flatten()[:room]
+            parts["images"].append(x[wrong.to(x.device)].detach().cpu())
+            parts["index"].append(wrong + self._test_seen)
+        self._test_seen += len(y)
+
+    def on_test_epoch_end(self) -> None:
+        parts = self._test_parts
+        self.test_outputs = TestOutputs(
+            probs=torch.cat(parts["probs"]),
+            targets=torch.cat(parts["targets"]),
+            mistake_images=torch.cat(parts["images"]) if parts["images"] else torch.empty(0),
+            mistake_index=torch.cat(parts["index"]) if parts["index"] else torch.empty(0, dtype=torch.long),
+        )
 
     def on_train_start(self) -> None:
         # After a resume the restored OneCycle schedule keeps its old length; training past it

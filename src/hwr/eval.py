@@ -70,7 +70,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     log_hparams(trainer.loggers, hparams)
     results = trainer.test(model, datamodule=dm)
     metrics: dict[str, Any] = scalar_metrics(results[0] if results else {})
-    return finish_run(cfg, dm.name, model, metrics, started, test_ckpt=str(cfg.ckpt_path))
+    return finish_run(cfg, dm.name, model, trainer.loggers, metrics, started, test_ckpt=str(cfg.ckpt_path))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")

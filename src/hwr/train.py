@@ -70,6 +70,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg,
         dm.name,
         model,
+        trainer.loggers,
         metrics,
         started,
         epochs=trainer.current_epoch,

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from hwr.errors import HwrError
+from hwr.report import write_report
 from hwr.utils.config import print_config_tree
 
 log = logging.getLogger("hwr")
@@ -98,12 +99,17 @@ def finish_run(
     cfg: DictConfig,
     data_name: str,
     model: L.LightningModule,
+    loggers: list[Logger],
     metrics: dict[str, Any],
     started: float,
     **details: Any,
 ) -> dict[str, Any]:
-    """Add the run's facts to `metrics`, write metrics.json, print the table; return metrics."""
+    """Write the test report (when there was a test), add the run's facts to `metrics`,
+    write metrics.json and print the table; return metrics."""
     output_dir = Path(cfg.paths.output_dir)
+    outputs = getattr(model, "test_outputs", None)
+    if outputs is not None and cfg.get("report", True):
+        metrics.update(write_report(outputs, model.class_names, output_dir, loggers))
     metrics.update(
         task=cfg.task_name,
         data=data_name,

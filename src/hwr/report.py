@@ -1,0 +1,197 @@
+"""Evaluation report: confusion matrix, per-class scores, most-confused pairs, mistakes.
+
+Built from the one pass of test predictions the Classifier keeps (`model.test_outputs`), so
+nothing is predicted twice. Written as files under `<run_dir>/report/` and as images in
+TensorBoard.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import rich  # noqa: E402
+import rich.table  # noqa: E402
+import torch  # noqa: E402
+from lightning.pytorch.loggers import Logger, TensorBoardLogger  # noqa: E402
+from torchmetrics.functional.classification import (  # noqa: E402
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
+
+TOP_PAIRS = 20
+MAX_MISTAKES = 512  # mistakes whose images the Classifier keeps
+SHOWN_MISTAKES = 64  # the most confident of them go in the grid
+
+
+@dataclass
+class TestOutputs:
+    """What the Classifier keeps from its test pass: probabilities [N, C], targets [N], and
+    the (normalised) images of the first mistakes, with their positions."""
+
+    probs: torch.Tensor
+    targets: torch.Tensor
+    mistake_images: torch.Tensor
+    mistake_index: torch.Tensor
+
+
+def per_class_table(probs: torch.Tensor, targets: torch.Tensor, names: list[str]) -> list[dict[str, Any]]:
+    """Precision, recall, F1 and support of every class."""
+    c = len(names)
+    scores = {
+        "precision": multiclass_precision(probs, targets, c, average=None),
+        "recall": multiclass_recall(probs, targets, c, average=None),
+        "f1": multiclass_f1_score(probs, targets, c, average=None),
+    }
+    support = torch.bincount(targets, minlength=c)
+    return [
+        {"class": name, **{k: round(float(v[i]), 4) for k, v in scores.items()}, "support": int(support[i])}
+        for i, name in enumerate(names)
+    ]
+
+
+def confused_pairs(matrix: torch.Tensor, names: list[str], top: int = TOP_PAIRS) -> list[dict[str, Any]]:
+    """The `top` most frequent (true -> predicted) mistakes, with their share of the true class."""
+    off = matrix.clone()
+    off.fill_diagonal_(0)
+    support = matrix.sum(dim=1)
+    order = torch.argsort(off.flatten(), descending=True)[:top]
+    rows = []
+    for flat in order.tolist():
+        t, p = divmod(flat, matrix.shape[1])
+        count = int(off[t, p])
+        if count == 0:
+            break
+        share = count / max(int(support[t]), 1)
+        rows.append({"true": names[t], "predicted": names[p], "count": count, "share": round(share, 4)})
+    return rows
+
+
+def summary_metrics(probs: torch.Tensor, targets: torch.Tensor, c: int) -> dict[str, float]:
+    """Macro and micro precision/recall/F1 over the test set."""
+    out = {}
+    for average in ("macro", "micro"):
+        out[f"test/precision_{average}"] = float(multiclass_precision(probs, targets, c, average=average))
+        out[f"test/recall_{average}"] = float(multiclass_recall(probs, targets, c, average=average))
+        out[f"test/f1_{average}"] = float(multiclass_f1_score(probs, targets, c, average=average))
+    return out
+
+
+def plot_confusion(matrix: torch.Tensor, names: list[str]) -> plt.Figure:
+    """Row-normalised confusion matrix; the figure grows with the class count to stay legible."""
+    c = len(names)
+    norm = matrix.float() / matrix.sum(dim=1, keepdim=True).clamp(min=1)
+    side = max(5.0, 0.28 * c + 2)
+    fig, ax = plt.subplots(figsize=(side, side))
+    im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(c), names, fontsize=8 if c > 20 else 10, rotation=90 if c > 20 else 0)
+    ax.set_yticks(range(c), names, fontsize=8 if c > 20 else 10)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if c <= 20:
+        for i in range(c):
+            for j in range(c):
+                if norm[i, j] >= 0.01:
+                    color = "white" if norm[i, j] > 0.5 else "black"
+                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7, color=color)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title("confusion matrix (rows: share of the true class)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class(rows: list[dict[str, Any]]) -> plt.Figure:
+    """Bar chart of per-class precision, recall and F1."""
+    c = len(rows)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * c + 2), 4))
+    x = torch.arange(c).float()
+    for k, (key, color) in enumerate((("precision", "#4c72b0"), ("recall", "#dd8452"), ("f1", "#55a868"))):
+        ax.bar((x + (k - 1) * 0.27).numpy(), [r[key] for r in rows], width=0.27, label=key, color=color)
+    ax.set_xticks(range(c), [r["class"] for r in rows], fontsize=8 if c > 20 else 10)
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="lower right")
+    ax.set_title("per-class scores on the test set")
+    fig.tight_layout()
+    return fig
+
+
+def plot_mistakes(outputs: TestOutputs, names: list[str]) -> plt.Figure:
+    """Grid of the most confident misclassified test images, labelled 'true → pred (p=0.83)'."""
+    confidence = outputs.probs[outputs.mistake_index].amax(dim=1) if len(outputs.mistake_index) else None
+    order = torch.argsort(confidence, descending=True)[:SHOWN_MISTAKES] if confidence is not None else []
+    images, positions = outputs.mistake_images[order], outputs.mistake_index[order]
+    n = len(positions)
+    cols = 8
+    rows = max(1, (n + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.4, rows * 1.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, i in zip(axes.flat, images, positions.tolist(), strict=False):
+        p = outputs.probs[i]
+        pred = int(p.argmax())
+        ax.imshow(image[0].numpy(), cmap="gray")
+        ax.set_title(f"{names[int(outputs.targets[i])]} → {names[pred]} (p={p[pred]:.2f})", fontsize=7)
+    fig.suptitle(f"{n} most confident mistakes" if n else "no misclassified test images")
+    fig.tight_layout()
+    return fig
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], header: list[str]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_report(
+    outputs: TestOutputs, names: list[str], output_dir: str | Path, loggers: list[Logger] = ()
+) -> dict[str, float]:
+    """Write the report files to `<output_dir>/report/`, log the figures to TensorBoard,
+    print the confused pairs; return the summary metrics for metrics.json."""
+    folder = Path(output_dir) / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    c = len(names)
+    matrix = multiclass_confusion_matrix(outputs.probs, outputs.targets, c)
+    with open(folder / "confusion_matrix.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *names])
+        writer.writerows([name, *map(int, row)] for name, row in zip(names, matrix, strict=True))
+    table = per_class_table(outputs.probs, outputs.targets, names)
+    _write_csv(folder / "per_class.csv", table, ["class", "precision", "recall", "f1", "support"])
+    pairs = confused_pairs(matrix, names)
+    _write_csv(folder / "confusions.csv", pairs, ["true", "predicted", "count", "share"])
+
+    figures = {
+        "confusion_matrix": plot_confusion(matrix, names),
+        "per_class": plot_per_class(table),
+        "misclassified": plot_mistakes(outputs, names),
+    }
+    tensorboards = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
+    for name, fig in figures.items():
+        fig.savefig(folder / f"{name}.png", dpi=110)
+        for logger in tensorboards:
+            logger.experiment.add_figure(f"report/{name}", fig, close=False)
+        plt.close(fig)
+    for logger in tensorboards:
+        logger.experiment.flush()
+
+    print_pairs(pairs)
+    return summary_metrics(outputs.probs, outputs.targets, c)
+
+
+def print_pairs(pairs: list[dict[str, Any]]) -> None:
+    """The most-confused pairs as a table."""
+    table = rich.table.Table(title=f"most confused pairs (top {TOP_PAIRS})")
+    for column in ("true", "predicted", "count", "share of true class"):
+        table.add_column(column, justify="right" if column != "true" else "left")
+    for row in pairs:
+        table.add_row(row["true"], row["predicted"], str(row["count"]), f"{row['share']:.1%}")
+    rich.print(table)

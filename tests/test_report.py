@@ -1,0 +1,82 @@
+"""The evaluation report written after every test (hwr.report)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from conftest import make_config
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from hwr.report import confused_pairs
+from hwr.train import train
+
+
+def test_confused_pairs_from_a_known_matrix():
+    names = ["5", "S", "x"]
+    matrix = torch.tensor([[8, 2, 0], [4, 6, 0], [0, 1, 9]])
+    pairs = confused_pairs(matrix, names)
+    assert [(p["true"], p["predicted"], p["count"]) for p in pairs] == [
+        ("S", "5", 4),
+        ("5", "S", 2),
+        ("x", "S", 1),
+    ]
+    assert pairs[0]["share"] == pytest.approx(0.4)
+
+
+def _read(path, dicts: bool = False):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f) if dicts else csv.reader(f))
+
+
+@pytest.fixture(scope="module")
+def report_run(data_dir, tmp_path_factory):
+    """A short MLP run on the 47-class EMNIST fixture: enough classes and mistakes to report."""
+    out = tmp_path_factory.mktemp("report") / "run"
+    cfg = make_config("train", ["data=emnist", "model=mlp", "trainer.max_epochs=2"], data_dir, out)
+    return out, train(cfg)
+
+
+def test_report_files_are_consistent(report_run):
+    out, metrics = report_run
+    folder = out / "report"
+    for name in ("confusion_matrix", "per_class", "misclassified"):
+        assert (folder / f"{name}.png").stat().st_size > 1000
+    matrix_rows = _read(folder / "confusion_matrix.csv")
+    names = matrix_rows[0][1:]
+    assert len(names) == 47 and names[:3] == ["0", "1", "2"] and names[-1] == "t"
+    matrix = torch.tensor([[int(v) for v in row[1:]] for row in matrix_rows[1:]])
+    assert [row[0] for row in matrix_rows[1:]] == names
+    assert int(matrix.sum()) == 100  # every test image once
+
+    per_class = _read(folder / "per_class.csv", dicts=True)
+    assert [r["class"] for r in per_class] == names
+    assert [int(r["support"]) for r in per_class] == matrix.sum(dim=1).tolist()  # rows sum to supports
+    recall = [float(r["recall"]) for r in per_class]
+    for i, support in enumerate(matrix.sum(dim=1).tolist()):
+        if support:
+            assert recall[i] == pytest.approx(matrix[i, i].item() / support, abs=1e-4)
+
+    pairs = _read(folder / "confusions.csv", dicts=True)
+    assert 0 < len(pairs) <= 20
+    counts = [int(p["count"]) for p in pairs]
+    assert counts == sorted(counts, reverse=True)
+    for p in pairs:
+        t, q = names.index(p["true"]), names.index(p["predicted"])
+        assert t != q and matrix[t, q] == int(p["count"])
+        assert float(p["share"]) == pytest.approx(int(p["count"]) / matrix[t].sum().item(), abs=1e-4)
+
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["test/recall_micro"] == pytest.approx(saved["test/acc"], abs=1e-6)
+    assert saved["test/f1_macro"] == pytest.approx(metrics["test/f1"], abs=1e-4)
+
+
+def test_report_images_in_tensorboard(report_run):
+    out, _ = report_run
+    acc = EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0})
+    acc.Reload()
+    assert {"report/confusion_matrix", "report/per_class", "report/misclassified"} <= set(
+        acc.Tags()["images"]
+    )
