@@ -111,6 +111,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+# no progress bars in test logs
+QUIET = {"train": ["callbacks.progress_bar=null"], "eval": ["+trainer.enable_progress_bar=false"]}
+
+
 def make_config(name: str, overrides: list[str], data_dir: Path, out: Path) -> DictConfig:
     """Compose configs/<name>.yaml as the entry point would, pointed at tmp folders."""
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
@@ -120,7 +124,7 @@ def make_config(name: str, overrides: list[str], data_dir: Path, out: Path) -> D
                 f"paths.data_dir={data_dir}",
                 f"paths.output_dir={out}",
                 f"paths.cache_dir={out.parent / 'cache'}",
-                "callbacks.progress_bar=null" if name == "train" else "+trainer.enable_progress_bar=false",
+                *QUIET.get(name, []),
                 *overrides,
             ],
         )

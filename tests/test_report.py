@@ -80,3 +80,20 @@ def test_report_images_in_tensorboard(report_run):
     assert {"report/confusion_matrix", "report/per_class", "report/misclassified"} <= set(
         acc.Tags()["images"]
     )
+
+
+def test_baselines_write_the_same_report(data_dir, tmp_path):
+    pytest.importorskip("sklearn")
+    from hwr.baselines import run_baselines
+
+    out = tmp_path / "bl"
+    cfg = make_config("baselines", ["data=english", "baselines.rf.n_estimators=20"], data_dir, out)
+    results = run_baselines(cfg)
+    assert set(results) == {"knn", "rf"}
+    for method in ("knn", "rf"):
+        saved = json.loads((out / method / "metrics.json").read_text())
+        assert saved["model"] == method and saved["data"] == "english"
+        assert saved["test/acc"] > 0.5  # 5 well-separated synthetic classes; chance is 0.2
+        assert (out / method / "report" / "confusion_matrix.csv").is_file()
+        names = _read(out / method / "report" / "per_class.csv", dicts=True)
+        assert [r["class"] for r in names] == ["0", "A", "Z", "a", "b"]
