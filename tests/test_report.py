@@ -97,3 +97,31 @@ def test_baselines_write_the_same_report(data_dir, tmp_path):
         assert (out / method / "report" / "confusion_matrix.csv").is_file()
         names = _read(out / method / "report" / "per_class.csv", dicts=True)
         assert [r["class"] for r in names] == ["0", "A", "Z", "a", "b"]
+
+
+def test_results_table_collects_metrics(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "results", Path(__file__).resolve().parents[1] / "scripts" / "results.py"
+    )
+    results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results)
+    runs = {
+        "a": {"data": "mnist", "model": "CNN", "test/acc": 0.99, "val/acc_best": 0.98, "epochs": 3},
+        "b/knn": {"data": "english", "model": "knn", "test/acc": 0.7, "test/f1_macro": 0.69},
+        "c": {"data": "mnist", "model": "MLP", "test/acc": 0.97, "overrides": ["model=mlp", "seed=2"]},
+    }
+    for sub, metrics in runs.items():
+        (tmp_path / sub).mkdir(parents=True)
+        (tmp_path / sub / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{not json")
+    results.main([str(tmp_path)])
+    table = (tmp_path / "results.md").read_text().splitlines()
+    assert [line.split(" | ")[1] for line in table[2:]] == ["CNN", "MLP", "knn"]  # by test/acc
+    assert "model=mlp seed=2" in table[3] and "0.6900" in table[4]
+    rows = _read(tmp_path / "results.csv", dicts=True)
+    assert len(rows) == 3 and rows[0]["test/acc"] == "0.99"
+    assert "skipping" in capsys.readouterr().out
