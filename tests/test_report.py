@@ -125,3 +125,39 @@ def test_results_table_collects_metrics(tmp_path, capsys):
     rows = _read(tmp_path / "results.csv", dicts=True)
     assert len(rows) == 3 and rows[0]["test/acc"] == "0.99"
     assert "skipping" in capsys.readouterr().out
+
+
+def test_explore_writes_figures_summary_and_tensorboard(data_dir, tmp_path):
+    from hwr.explore import explore
+
+    out = tmp_path / "explore"
+    cfg = make_config(
+        "explore", ["data=english", "explore.chars=[A,a]", "data.augment.shift=3"], data_dir, out
+    )
+    result = explore(cfg)
+    for name in (
+        "class_histogram",
+        "samples_per_class",
+        "chars",
+        "mean_per_class",
+        "mean_pixel_profile",
+        "augmentation",
+    ):
+        assert (out / f"{name}.png").stat().st_size > 1000, name
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    assert saved["classes"] == 5 and saved["class_names"] == ["0", "A", "Z", "a", "b"]
+    assert sum(saved[p]["images"] for p in ("train", "val", "test")) == 40
+    assert saved["augment"]["shift"] == 3.0
+    acc = EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0})
+    acc.Reload()
+    assert "explore/augmentation" in acc.Tags()["images"]
+
+
+def test_explore_unknown_char_is_a_clear_error(data_dir, tmp_path):
+    from hwr.errors import HwrError
+    from hwr.explore import explore
+
+    cfg = make_config("explore", ["data=mnist", "explore.chars=[5,S]"], data_dir, tmp_path / "x")
+    with pytest.raises(HwrError, match=r"\['S'\] are not classes of mnist"):
+        explore(cfg)
