@@ -19,7 +19,7 @@ from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
 from hwr.report import MAX_MISTAKES, TestOutputs, write_report
 from hwr.train import CONFIG_DIR
-from hwr.utils.run import print_metrics, start_run, user_errors, write_metrics
+from hwr.utils.run import hydra_overrides, print_metrics, start_run, user_errors, write_metrics
 
 log = logging.getLogger("hwr")
 
@@ -97,6 +97,7 @@ def run_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
             data=dm.name,
             model=method,
             train_samples=len(x_train),
+            overrides=hydra_overrides(),
             params=OmegaConf.to_container(cfg.baselines[method]),
             fit_time_s=round(fitted - started, 1),
             wall_time_s=round(time.time() - started, 1),

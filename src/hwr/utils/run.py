@@ -87,6 +87,11 @@ def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return dict(sorted(out.items()))
 
 
+def hydra_overrides() -> list[str]:
+    """The command-line overrides of this run (empty outside a Hydra app)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def start_run(cfg: DictConfig) -> Path:
     """Create the run folder, print the config tree (and save it there); return the folder."""
     output_dir = Path(cfg.paths.output_dir)
@@ -117,7 +122,7 @@ def finish_run(
         num_params=sum(p.numel() for p in model.parameters()),
         **details,
         seed=cfg.get("seed"),
-        overrides=list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        overrides=hydra_overrides(),
         output_dir=str(output_dir),
         wall_time_s=round(time.time() - started, 1),
     )
