@@ -19,8 +19,8 @@ from hwr.utils.config import flat_hparams
 from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run, user_errors
 
 log = logging.getLogger("hwr")
-# DataModule options that decide which images land in the test split.
-SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "split_by", "margin", "image_size")
+# DataModule options that decide which images are tested and how they are preprocessed.
+SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "split_by", "margin", "min_box", "image_size")
 
 
 def load_checkpoint(path: str | Path) -> tuple[Classifier, dict[str, Any]]:

@@ -25,13 +25,19 @@ def ink_on_black(gray: np.ndarray) -> np.ndarray:
     return 255 - gray if np.median(border) > 127 else gray
 
 
-def preprocess_image(image: Image.Image, image_size: int = 28, margin: int = 2) -> np.ndarray:
+def preprocess_image(
+    image: Image.Image, image_size: int = 28, margin: int = 2, min_box: float = 0.0
+) -> np.ndarray:
     """Any PIL image of one character -> uint8 [image_size, image_size], ink white on black.
 
     Steps: composite transparency on white, grayscale, shrink large images to a working
     size, fix polarity, stretch contrast so the darkest ink is 255, crop to the ink's
     bounding box, pad to a square (aspect ratio kept), resize so the character fills
     `image_size - 2 * margin` pixels, centred. A blank image stays blank.
+
+    `min_box` (a share of the image's shorter side) keeps small characters small: the square
+    is at least that big, so an "o" written at a third of the page height stays smaller in
+    the output than an "O" written at half of it. 0 scales every character to fill the box.
     """
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
@@ -52,7 +58,7 @@ def preprocess_image(image: Image.Image, image_size: int = 28, margin: int = 2) 
     cols = np.nonzero((ink >= _INK_THRESHOLD * 255).any(axis=0))[0]
     ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = ink.shape
-    side = max(h, w)
+    side = max(h, w, int(min_box * min(gray.size)))
     square = np.zeros((side, side), dtype=np.float32)
     top, left = (side - h) // 2, (side - w) // 2
     square[top : top + h, left : left + w] = ink

@@ -115,18 +115,20 @@ def _scan_csv(csv_path: Path) -> FileIndex:
     return _index(pairs)
 
 
-def _decode(args: tuple[Path, int, int]) -> np.ndarray | str:
-    path, image_size, margin = args
+def _decode(args: tuple[Path, int, int, float]) -> np.ndarray | str:
+    path, image_size, margin, min_box = args
     try:
         with Image.open(path) as image:
-            return preprocess_image(image, image_size, margin)
+            return preprocess_image(image, image_size, margin, min_box)
     except Exception as e:  # noqa: BLE001 - reported with the file name by the caller
         return f"{type(e).__name__}: {e}"
 
 
-def decode_all(paths: list[Path], image_size: int, margin: int, workers: int) -> torch.Tensor:
+def decode_all(
+    paths: list[Path], image_size: int, margin: int, workers: int, min_box: float = 0.0
+) -> torch.Tensor:
     """Decode and preprocess every file (in parallel) into uint8 [N, S, S]."""
-    jobs = [(p, image_size, margin) for p in paths]
+    jobs = [(p, image_size, margin, min_box) for p in paths]
     if workers > 1 and len(jobs) > 64:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_decode, jobs, chunksize=32))
@@ -143,7 +145,8 @@ class EnglishDataModule(CharDataModule):
 
     Args:
         folder: dataset folder, relative to `data_dir` unless absolute.
-        image_size, margin: output size and empty border of the preprocessing.
+        image_size, margin, min_box: output size, empty border and minimum crop box (share
+            of the page; keeps relative character size) of `preprocess_image`.
         test_fraction: share held out for test (the reference notebook used 0.25).
         split_by: "class" (stratified random split) or "writer" (each writer's images
             all in one of train/val/test).
@@ -160,6 +163,7 @@ class EnglishDataModule(CharDataModule):
         folder: str = "english",
         image_size: int = 28,
         margin: int = 2,
+        min_box: float = 0.0,
         test_fraction: float = 0.25,
         split_by: str = "class",
         cache_dir: str | Path | None = None,
@@ -170,7 +174,7 @@ class EnglishDataModule(CharDataModule):
             raise HwrError(f"data.split_by={split_by!r}: use 'class' or 'writer'")
         super().__init__(data_dir, **kwargs)
         self.root = Path(folder) if Path(folder).is_absolute() else self.data_dir / folder
-        self._image_size, self.margin = image_size, margin
+        self._image_size, self.margin, self.min_box = image_size, margin, min_box
         self.test_fraction, self.split_by = test_fraction, split_by
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.decode_workers = decode_workers or os.cpu_count() or 1
@@ -189,7 +193,7 @@ class EnglishDataModule(CharDataModule):
 
     def cache_path(self) -> Path:
         """Cache file for this file list and these preprocessing parameters."""
-        h = hashlib.sha256(f"v{CACHE_VERSION} {self.image_size} {self.margin}\n".encode())
+        h = hashlib.sha256(f"v{CACHE_VERSION} {self.image_size} {self.margin} {self.min_box}\n".encode())
         for path, label in zip(self.files.paths, self.files.labels, strict=True):
             h.update(f"{path.relative_to(self.root)}\t{label}\t{path.stat().st_size}\n".encode())
         return self.cache_dir / f"english-{self.image_size}px-{h.hexdigest()[:16]}.pt"
@@ -205,7 +209,9 @@ class EnglishDataModule(CharDataModule):
             except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, not fatal
                 log.warning("cache %s is unreadable: decoding the images again", cache)
         if images is None or len(images) != len(self.files.paths):
-            images = decode_all(self.files.paths, self.image_size, self.margin, self.decode_workers)
+            images = decode_all(
+                self.files.paths, self.image_size, self.margin, self.decode_workers, self.min_box
+            )
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 tmp = cache.with_suffix(f".tmp{os.getpid()}")
