@@ -86,10 +86,11 @@ def run_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
         fitted = time.time()
         log.info("%s: predicting %d test images", method, len(x_test))
         probs = full_probs(estimator, x_test, dm.num_classes)
-        wrong = torch.nonzero(probs.argmax(dim=1) != y_test).flatten()[:MAX_MISTAKES]
+        correct = probs.argmax(dim=1) == y_test
+        wrong = torch.nonzero(~correct).flatten()[:MAX_MISTAKES]
         outputs = TestOutputs(probs, y_test, dm.test_set.images[wrong].unsqueeze(1).float(), wrong)
         folder = output_dir / method
-        metrics: dict[str, Any] = {"test/acc": float((probs.argmax(dim=1) == y_test).float().mean())}
+        metrics: dict[str, Any] = {"test/acc": float(correct.float().mean())}
         if cfg.get("report", True):
             metrics.update(write_report(outputs, dm.class_names, folder))
         metrics.update(

@@ -110,12 +110,8 @@ class Classifier(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._test_parts: dict[str, list[torch.Tensor]] = {
-            "probs": [],
-            "targets": [],
-            "images": [],
-            "index": [],
+            k: [] for k in ("probs", "targets", "images", "index")
         }
-        self._test_seen = 0
 
     def test_step(self, batch, batch_idx: int) -> None:
         logits = self._step(batch, "test")
@@ -123,14 +119,14 @@ class Classifier(L.LightningModule):
         x, y = batch
         probs = logits.detach().float().softmax(dim=-1).cpu()
         parts = self._test_parts
+        seen = sum(len(t) for t in parts["targets"])  # position of this batch in the test set
         parts["probs"].append(probs)
         parts["targets"].append(y.cpu())
         room = MAX_MISTAKES - sum(len(i) for i in parts["index"])
         if room > 0:
             wrong = torch.nonzero(probs.argmax(dim=1) != y.cpu()).flatten()[:room]
             parts["images"].append(x[wrong.to(x.device)].detach().cpu())
-            parts["index"].append(wrong + self._test_seen)
-        self._test_seen += len(y)
+            parts["index"].append(wrong + seen)
 
     def on_test_epoch_end(self) -> None:
         parts = self._test_parts
