@@ -222,6 +222,16 @@ def test_augment_off_is_identity_and_shift_moves_ink():
     assert torch.allclose(moved.sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3)), rtol=0.05)  # ink kept
 
 
+def test_elastic_warp_bends_strokes_locally():
+    x = torch.zeros(2, 1, 28, 28)
+    x[:, :, 4:24, 13:15] = 1  # a vertical bar
+    warped = random_affine(x, AugmentConfig(elastic=2.0, elastic_sigma=3.0), torch.Generator().manual_seed(0))
+    assert not torch.allclose(warped, x) and not torch.allclose(warped[0], warped[1])  # one field per image
+    # A smooth warp of at most 2 px moves ink nearby only: no ink appears far from the bar.
+    assert warped[..., :, :10].abs().max() == 0 and warped[..., :, 18:].abs().max() == 0
+    assert torch.allclose(warped.sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3)), rtol=0.15)
+
+
 def test_bad_augment_key():
     with pytest.raises(HwrError, match="shift, rotate, scale"):
         MNISTDataModule(augment={"shear": 3})

@@ -3,6 +3,7 @@ import torch
 
 from hwr.errors import HwrError
 from hwr.models.cnn import CNN
+from hwr.models.ensemble import Ensemble, shifted, tta_logits
 from hwr.models.mlp import MLP
 
 
@@ -23,3 +24,24 @@ def test_cnn_shapes(size, channels):
 def test_cnn_too_many_blocks_for_image():
     with pytest.raises(HwrError, match="at least 32 px"):
         CNN((1, 28, 28), 10, channels=(8, 8, 8, 8, 8))
+
+
+def test_shifted_moves_the_ink_and_keeps_the_background():
+    x = torch.full((1, 1, 8, 8), -0.5)  # a normalised black background is not 0
+    x[0, 0, 3, 4] = 2.0
+    moved = shifted(x, 1, -2)
+    assert moved.shape == x.shape
+    assert moved[0, 0, 4, 2] == 2.0 and (moved == 2.0).sum() == 1
+    assert torch.all(moved[moved != 2.0] == -0.5)  # no zero-padded grey edge
+
+
+def test_tta_and_ensemble_average_probabilities():
+    torch.manual_seed(0)
+    nets = [CNN((1, 28, 28), 10, channels=(8, 16), head=[16]).eval() for _ in range(2)]
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(tta_logits(nets[0], x, 0), nets[0](x))
+    mean = (nets[0](x).softmax(-1) + nets[1](x).softmax(-1)) / 2
+    assert torch.allclose(Ensemble(nets)(x).softmax(-1), mean, atol=1e-6)
+    # 9 views: the identity plus the 8 one-pixel shifts, each weighted equally
+    views = [nets[0](shifted(x, dy, dx)).softmax(-1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    assert torch.allclose(tta_logits(nets[0], x, 1).exp(), torch.stack(views).mean(0), atol=1e-6)

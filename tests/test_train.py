@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import make_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -125,6 +126,46 @@ def test_eval_refuses_mismatched_classes(trained_run, data_dir, tmp_path):
     )
     with pytest.raises(Exception, match="predicts 10 classes but data=emnist has 47"):
         evaluate(cfg)
+
+
+def test_eval_defaults_to_the_training_data(trained_run, data_dir, tmp_path):
+    """Without data=, eval.py rebuilds the checkpoint's own DataModule, split included."""
+    out, metrics = trained_run
+    cfg = make_config("eval", [f"ckpt_path={out / 'checkpoints' / 'best.ckpt'}"], data_dir, tmp_path / "eval")
+    assert cfg.get("data") is None
+    result = evaluate(cfg)
+    assert result["data"] == "mnist" and result["test/acc"] == pytest.approx(metrics["test/acc"])
+
+
+def test_eval_ensemble_and_tta(trained_run, data_dir, tmp_path):
+    out, metrics = trained_run
+    ckpts = out / "checkpoints"
+    # Two copies of one model average to the same predictions; a glob finds best + last.
+    twice = evaluate(
+        make_config(
+            "eval", [f"ckpt_path=[{ckpts / 'best.ckpt'},{ckpts / 'best.ckpt'}]"], data_dir, tmp_path / "a"
+        )
+    )
+    assert twice["model"] == "Ensemble" and twice["test/acc"] == pytest.approx(metrics["test/acc"])
+    both = evaluate(
+        make_config("eval", [f"ckpt_path='{ckpts}/*.ckpt'", "tta_shift=1"], data_dir, tmp_path / "b")
+    )
+    saved = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert [Path(p).name for p in saved["test_ckpt"]] == ["best.ckpt", "last.ckpt"]
+    assert both["test/acc"] > 0.8  # chance is 0.1: the averaged model still works
+
+
+def test_eval_refuses_an_ensemble_over_different_splits(trained_run, data_dir, tmp_path):
+    out, _ = trained_run
+    best = out / "checkpoints" / "best.ckpt"
+    ckpt = torch.load(best, weights_only=True)
+    ckpt["datamodule_hyper_parameters"]["seed"] = 7
+    torch.save(ckpt, tmp_path / "other.ckpt")
+    cfg = make_config("eval", [f"ckpt_path=[{best},{tmp_path / 'other.ckpt'}]"], data_dir, tmp_path / "eval")
+    with pytest.raises(HwrError, match=r"was trained on other data than .*best.ckpt \(seed differ\)"):
+        evaluate(cfg)
+    with pytest.raises(HwrError, match="no checkpoint matches"):
+        evaluate(make_config("eval", [f"ckpt_path='{tmp_path}/*/none.ckpt'"], data_dir, tmp_path / "e2"))
 
 
 def test_resume_from_checkpoint_continues(data_dir, tmp_path):

@@ -20,6 +20,7 @@ from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from hwr.errors import HwrError
+from hwr.models.ensemble import tta_logits
 from hwr.report import MAX_MISTAKES, TestOutputs
 
 
@@ -51,6 +52,8 @@ class Classifier(L.LightningModule):
         scheduler_interval: "epoch" or "step".
         input_shape, num_classes, class_names: from the DataModule.
         label_smoothing: cross-entropy label smoothing.
+        tta_shift: test-time augmentation: test and predict average the predictions over the
+            image shifted by -tta_shift, 0, +tta_shift pixels each way (9 views); 0 is off.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Classifier(L.LightningModule):
         scheduler: Mapping[str, Any] | None = None,
         scheduler_interval: str = "epoch",
         label_smoothing: float = 0.0,
+        tta_shift: int = 0,
     ):
         super().__init__()
         net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
@@ -84,10 +88,14 @@ class Classifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (or log-probabilities) for testing and prediction, with test-time shifts if set."""
+        return tta_logits(self.net, x, int(self.hparams.get("tta_shift") or 0))
+
     def _step(self, batch, stage: str) -> torch.Tensor:
         """Loss and metrics of one batch; returns the loss (train) or the logits (val/test)."""
         x, y = batch
-        logits = self(x)
+        logits = self.predict_logits(x) if stage == "test" else self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         metrics = self.metrics[f"{stage}_"]
         metrics.update(logits, y)
@@ -159,7 +167,7 @@ class Classifier(L.LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        return self(x).softmax(dim=-1)
+        return self.predict_logits(x).softmax(dim=-1)
 
     def configure_optimizers(self):
         optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self.parameters())

@@ -1,39 +1,28 @@
-"""`python eval.py ckpt_path=... [data=...]`: test a trained checkpoint on any test split."""
+"""`python eval.py ckpt_path=... [data=...] [tta_shift=1]`: test trained checkpoints on any test split.
+
+`ckpt_path` may be one checkpoint, a list `[a.ckpt,b.ckpt]` or a glob pattern: several
+checkpoints are tested as one ensemble (their probabilities averaged). Without `data=`,
+the data the checkpoint was trained on is used, with its split and preprocessing.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from hwr.classifier import Classifier
+from hwr.checkpoint import SPLIT_KEYS, datamodule_config, load_models
 from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
 from hwr.train import CONFIG_DIR
 from hwr.utils.config import flat_hparams
 from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run, user_errors
+from hwr.utils.sweep import run_task
 
 log = logging.getLogger("hwr")
-# DataModule options that decide which images are tested and how they are preprocessed.
-SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "split_by", "margin", "min_box", "image_size")
-
-
-def load_checkpoint(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
-    """Load a Classifier and the hyperparameters of the DataModule it was trained with."""
-    path = Path(path)
-    if not path.is_file():
-        raise HwrError(f"checkpoint not found: {path}; pass ckpt_path=<run dir>/checkpoints/best.ckpt")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model = Classifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - a truncated or foreign file: say which
-        raise HwrError(f"cannot load checkpoint {path}: {type(e).__name__}: {e}") from e
-    return model, dict(ckpt.get("datamodule_hyper_parameters") or {})
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -42,12 +31,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise HwrError("eval.py needs ckpt_path=<run dir>/checkpoints/best.ckpt")
     start_run(cfg)
-    model, trained_on = load_checkpoint(cfg.ckpt_path)
-    dm: CharDataModule = hydra.utils.instantiate(cfg.data)
-    if trained_on.get("dataset") == dm.name:
-        # Same dataset: rebuild the training run's split, so no training image is tested.
-        same_split = {k: trained_on[k] for k in SPLIT_KEYS if k in trained_on}
-        dm = hydra.utils.instantiate(cfg.data, **same_split)
+    model, trained_on = load_models(cfg.ckpt_path)
+    if cfg.get("tta_shift") is not None:
+        model.hparams.tta_shift = int(cfg.tta_shift)
+    if cfg.get("data") is None:
+        dm: CharDataModule = hydra.utils.instantiate(
+            datamodule_config(trained_on, cfg.paths.data_dir, cfg.paths.get("cache_dir"))
+        )
+    else:
+        dm = hydra.utils.instantiate(cfg.data)
+        if trained_on.get("dataset") == dm.name:
+            # Same dataset: rebuild the training run's split, so no training image is tested.
+            same_split = {k: trained_on[k] for k in SPLIT_KEYS if k in trained_on}
+            dm = hydra.utils.instantiate(cfg.data, **same_split)
     if model.hparams.num_classes != dm.num_classes:
         raise HwrError(
             f"the checkpoint predicts {model.hparams.num_classes} classes but data={dm.name} has "
@@ -65,16 +61,26 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         dm.mean, dm.std = float(trained_on["mean"]), float(trained_on["std"])
 
     trainer = build_trainer(cfg)
-    hparams = flat_hparams(cfg, groups=("data",))
-    hparams.update({"model/net/class": type(model.net).__name__, "ckpt_path": str(cfg.ckpt_path)})
+    hparams = (
+        flat_hparams(cfg, groups=("data",)) if cfg.get("data") is not None else {"data/dataset": dm.name}
+    )
+    members = model.hparams.get("ensemble") or [cfg.ckpt_path]
+    hparams.update(
+        {
+            "model/net/class": type(model.net).__name__,
+            "ckpt_path": ",".join(map(str, members)),
+            "tta_shift": int(model.hparams.get("tta_shift") or 0),
+        }
+    )
     log_hparams(trainer.loggers, hparams)
     results = trainer.test(model, datamodule=dm)
     metrics: dict[str, Any] = scalar_metrics(results[0] if results else {})
-    return finish_run(cfg, dm.name, model, trainer.loggers, metrics, started, test_ckpt=str(cfg.ckpt_path))
+    test_ckpt = [str(p) for p in members] if len(members) > 1 else str(members[0])
+    return finish_run(cfg, dm.name, model, trainer.loggers, metrics, started, test_ckpt=test_ckpt)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns test/acc."""
     with user_errors():
-        return evaluate(cfg).get("test/acc")
+        return run_task(cfg, evaluate, objective="test/acc")

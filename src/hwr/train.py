@@ -15,10 +15,13 @@ from hwr.classifier import Classifier
 from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
 from hwr.utils.config import flat_hparams
+from hwr.utils.resume import register_resolvers, resume_config
 from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run, user_errors
+from hwr.utils.sweep import run_task
 
 log = logging.getLogger("hwr")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+register_resolvers()  # hydra.run.dir uses them, and is resolved before main() runs
 
 
 def build_model(model_cfg: DictConfig, dm: CharDataModule) -> Classifier:
@@ -35,7 +38,10 @@ def build_model(model_cfg: DictConfig, dm: CharDataModule) -> Classifier:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (if cfg.train) and test (if cfg.test); write metrics.json; return the metrics."""
     started = time.time()
-    ckpt_path = cfg.get("ckpt_path")
+    if cfg.get("resume"):
+        cfg, ckpt_path = resume_config(cfg)
+    else:
+        ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and not Path(ckpt_path).is_file():
         raise HwrError(f"ckpt_path={ckpt_path} does not exist; pass <run dir>/checkpoints/last.ckpt")
     if cfg.get("test") and not cfg.get("train") and not ckpt_path:
@@ -84,4 +90,4 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns val/acc_best so sweepers can optimise it."""
     with user_errors():
-        return train(cfg).get("val/acc_best")
+        return run_task(cfg, train, objective="val/acc_best")

@@ -147,7 +147,7 @@ class CharDataModule(L.LightningDataModule, ABC):
         try:
             self.augment = AugmentConfig(**augment)
         except TypeError as e:
-            raise HwrError(f"data.augment accepts shift, rotate, scale: {e}") from e
+            raise HwrError(f"data.augment accepts shift, rotate, scale, elastic, elastic_sigma: {e}") from e
         self.num_workers = num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.train_set: LabelledImages | None = None

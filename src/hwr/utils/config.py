@@ -27,7 +27,7 @@ def print_config_tree(cfg: DictConfig, save_to: str | Path | None = None) -> Non
         branch.add(rich.syntax.Syntax(text, "yaml", theme="ansi_dark"))
     rich.print(tree)
     if save_to:
-        with open(save_to, "w") as f:
+        with open(save_to, "a") as f:  # a resumed run adds its config below the original
             rich.print(tree, file=f)
 
 

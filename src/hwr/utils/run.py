@@ -3,9 +3,11 @@ metrics.json, and turn user errors into one-line messages."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ from hwr.report import write_report
 from hwr.utils.config import print_config_tree
 
 log = logging.getLogger("hwr")
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 @contextmanager
@@ -92,11 +95,39 @@ def hydra_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+@functools.cache
+def git_state() -> dict[str, Any]:
+    """The commit of the hwr checkout this runs from, whether it has uncommitted changes, and
+    those changes as a diff ({} when it is not a git checkout or git is missing)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+        return {"commit": commit, "dirty": dirty, "diff": git("diff", "HEAD") if dirty else ""}
+    except (OSError, subprocess.SubprocessError):
+        return {}
+
+
 def start_run(cfg: DictConfig) -> Path:
-    """Create the run folder, print the config tree (and save it there); return the folder."""
+    """Create the run folder, print the config tree and save it there with the git state
+    (`git.json`, plus `git.diff` when the checkout has uncommitted changes); return the folder.
+
+    Hydra saves the composed config (`.hydra/config.yaml`); together they reproduce the run.
+    """
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     print_config_tree(cfg, save_to=output_dir / "config_tree.log")
+    state = git_state()
+    if state:
+        info = {"commit": state["commit"], "dirty": state["dirty"]}
+        (output_dir / "git.json").write_text(json.dumps(info, indent=2) + "\n")
+        if state["dirty"]:
+            (output_dir / "git.diff").write_text(state["diff"])
     return output_dir
 
 
@@ -116,12 +147,15 @@ def finish_run(
     if outputs is not None and cfg.get("report", True):
         metrics.update(write_report(outputs, model.class_names, output_dir, loggers))
     metrics.update(
+        status="completed",
         task=cfg.task_name,
         data=data_name,
         model=type(model.net).__name__,
         num_params=sum(p.numel() for p in model.parameters()),
         **details,
         seed=cfg.get("seed"),
+        git_commit=git_state().get("commit"),
+        git_dirty=git_state().get("dirty"),
         overrides=hydra_overrides(),
         output_dir=str(output_dir),
         wall_time_s=round(time.time() - started, 1),

@@ -1,0 +1,92 @@
+"""Multirun bookkeeping: a failed job becomes a row, not a lost sweep; every sweep ends with
+a summary table (`summary.md`, `summary.csv` in the sweep folder)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from hwr.errors import HwrError
+from hwr.results import summarize_sweep
+from hwr.utils.run import hydra_overrides, write_metrics
+
+log = logging.getLogger("hwr")
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The exception inside Hydra's InstantiationException wrappers."""
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def error_message(error: BaseException) -> str:
+    """One line: the user error's own message, else the exception type and message."""
+    cause = root_cause(error)
+    if isinstance(cause, HwrError):
+        return str(cause)
+    text = f"{type(cause).__name__}: {cause}"
+    return text.strip().splitlines()[0] if text.strip() else type(cause).__name__
+
+
+def run_task(cfg: DictConfig, task: Callable[[DictConfig], dict[str, Any]], objective: str) -> float | None:
+    """Run `task` and return its `objective` metric.
+
+    In a multirun, an exception does not stop the sweep: the job's folder gets a
+    metrics.json with `status: failed` and the error, and the job returns NaN (Optuna records
+    a failed trial; the summary lists the row). A single run raises as usual.
+    """
+    if not in_multirun():
+        return task(cfg).get(objective)
+    try:
+        value = task(cfg).get(objective)
+    except Exception as e:  # noqa: BLE001 - any failure of one job is reported, the sweep goes on
+        message = error_message(e)
+        if isinstance(root_cause(e), HwrError):  # a user error: its message says it all
+            log.error("job failed (%s): %s", " ".join(hydra_overrides()), message)
+        else:
+            log.exception("job failed (%s)", " ".join(hydra_overrides()))
+        failed = {"status": "failed", "error": message, "task": cfg.get("task_name")}
+        failed.update(overrides=hydra_overrides(), output_dir=str(cfg.paths.output_dir))
+        write_metrics(cfg.paths.output_dir, failed)
+        return math.nan
+    return math.nan if value is None else float(value)
+
+
+class SweepSummary(Callback):
+    """Hydra callback: at the end of a multirun, write and print the sweep's summary table.
+
+    Args:
+        objective: the metric the rows are sorted by (what train.py returns to sweepers).
+        fail_on_error: exit with status 1 after the summary when any job failed.
+    """
+
+    def __init__(self, objective: str = "val/acc_best", fail_on_error: bool = True):
+        self.objective, self.fail_on_error = objective, fail_on_error
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        rows, table = summarize_sweep(sweep_dir, self.objective)
+        failed = [r for r in rows if r["status"] == "failed"]
+        print(f"\nsweep summary ({len(rows)} jobs, {len(failed)} failed), by {self.objective}:\n")
+        print(table)
+        print(f"written: {sweep_dir / 'summary.md'}, {sweep_dir / 'summary.csv'}")
+        if failed and self.fail_on_error:
+            raise SystemExit(
+                f"error: {len(failed)} of {len(rows)} jobs failed; see {sweep_dir / 'summary.md'}"
+            )

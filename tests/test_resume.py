@@ -1,0 +1,95 @@
+"""Resume after a crash, reproducibility: the guarantees a long run relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_config
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_sweeps import cli
+
+from hwr.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = "callbacks.progress_bar=null"
+
+
+def test_killed_run_resumes_in_its_own_folder(data_dir, tmp_path):
+    args = [
+        "trainer.max_epochs=4",
+        "data.batch_size=16",
+        "model.net.channels=[8,16]",
+        "model.net.head=[24]",
+        QUIET,
+    ]
+    env = {**os.environ, "HWR_DATA_DIR": str(data_dir)}
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=env, stdout=log, stderr=log
+        )
+    runs = tmp_path / "outputs" / "train" / "runs"
+    deadline = time.time() + 240
+    while not list(runs.glob("*/checkpoints/last.ckpt")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, (
+        f"the run ended before it could be killed: {(tmp_path / 'first.log').read_text()[-2000:]}"
+    )
+    proc.send_signal(signal.SIGKILL)  # no cleanup, no final checkpoint: a crash
+    proc.wait()
+    [run] = list(runs.iterdir())
+    assert not (run / "metrics.json").exists()
+    original_config = (run / ".hydra" / "config.yaml").read_text()
+
+    # `resume=true` finds the newest run of the task; the overrides come from that run.
+    resumed = cli("train.py", "resume=true", QUIET, data_dir=data_dir, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert list(runs.iterdir()) == [run]  # no second run folder
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 4 and metrics["status"] == "completed"
+    assert (run / ".hydra" / "config.yaml").read_text() == original_config  # kept
+    [resumed_config] = (run / ".hydra").glob("resumed_*/config.yaml")
+    assert "- 24" in resumed_config.read_text()  # the original command's model, not the default
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    # One TensorBoard run: validation logged once per planned epoch, in order, no gap.
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    steps = sorted({int(e.step) for e in acc.Scalars("val/acc")})
+    assert len(steps) == 4 and len({b - a for a, b in zip(steps, steps[1:], strict=False)}) == 1
+    assert [d.name for d in (run / "tensorboard").iterdir() if d.is_dir()] == []
+
+
+def test_resume_without_a_run_says_so(data_dir, tmp_path):
+    run = cli("train.py", "resume=true", "task_name=nothing", QUIET, data_dir=data_dir, cwd=tmp_path)
+    assert run.returncode == 1
+    assert "error: resume=True: no checkpoints/last.ckpt in" in run.stderr
+
+
+def test_same_seed_deterministic_runs_are_identical(data_dir, tmp_path):
+    common = ["seed=7", "trainer.deterministic=true", "debug=limit", "trainer.max_epochs=2", "report=false",
+              "data.augment.shift=2", "data.batch_size=16", "model.net.channels=[8,16]",
+              "model.net.head=[32]"]  # fmt: skip
+    first = train(make_config("train", common, data_dir, tmp_path / "a"))
+    second = train(make_config("train", common, data_dir, tmp_path / "b"))
+    for key in ("train/loss", "val/loss", "val/acc", "test/loss", "test/acc"):
+        assert first[key] == second[key], key
+    other = train(make_config("train", [*common[1:], "seed=8"], data_dir, tmp_path / "c"))
+    assert other["train/loss"] != first["train/loss"]  # the seed matters: the test can fail
+
+
+def test_run_folder_records_the_git_commit(data_dir, tmp_path):
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    metrics = train(make_config("train", ["debug=fdr", "model=mlp"], data_dir, tmp_path / "run"))
+    saved = json.loads((tmp_path / "run" / "git.json").read_text())
+    assert saved["commit"] == head == metrics["git_commit"]
+    assert (tmp_path / "run" / "git.diff").exists() == saved["dirty"]
