@@ -66,9 +66,13 @@ def test_killed_run_resumes_in_its_own_folder(data_dir, tmp_path):
 
 
 def test_resume_without_a_run_says_so(data_dir, tmp_path):
-    run = cli("train.py", "resume=true", "task_name=nothing", QUIET, data_dir=data_dir, cwd=tmp_path)
-    assert run.returncode == 1
-    assert "error: resume=True: no checkpoints/last.ckpt in" in run.stderr
+    for resume in ("resume=true", "ckpt_path=last"):  # two spellings of one request
+        run = cli("train.py", resume, "task_name=nothing", QUIET, data_dir=data_dir, cwd=tmp_path)
+        assert run.returncode == 1
+        assert "error: resume=True: no checkpoints/last.ckpt in" in run.stderr
+    assert not (tmp_path / "outputs" / "nothing" / "runs").exists() or not any(
+        (tmp_path / "outputs" / "nothing" / "runs").glob("*/metrics.json")
+    )
 
 
 def test_same_seed_deterministic_runs_are_identical(data_dir, tmp_path):

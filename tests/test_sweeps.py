@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from hwr.results import summarize_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,9 +58,7 @@ def test_multirun_summary_keeps_failed_jobs_and_groups_seeds(data_dir, tmp_path)
 
 
 def test_optuna_study_is_stored_and_continued(data_dir, tmp_path):
-    optuna = __import__("pytest").importorskip(
-        "optuna", reason="the sweeps extra (hwr[sweeps]) is not installed"
-    )
+    optuna = pytest.importorskip("optuna", reason="the sweeps extra (hwr[sweeps]) is not installed")
     args = ["hparams_search=mnist_optuna", "model=mlp", "debug=fdr", "hydra.sweeper.n_trials=2",
             "callbacks.progress_bar=null", f"paths.log_dir={tmp_path / 'out'}"]  # fmt: skip
     first = cli("train.py", *args, data_dir=data_dir, cwd=tmp_path)
@@ -70,3 +73,74 @@ def test_optuna_study_is_stored_and_continued(data_dir, tmp_path):
     assert "best_params" in best and "model.optimizer.lr" in best
     assert "Best parameters" in again.stdout + again.stderr
     assert len(read_csv(study_dir / "summary.csv")) == 4
+
+
+LAUNCHERS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", ["hydra.launcher.n_jobs=2"]),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", ["hydra.launcher.timeout_min=10"]),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", []),
+    "ray": (
+        "hydra_plugins.hydra_ray_launcher",
+        ["+hydra.launcher.ray.init.num_cpus=2", "+hydra.launcher.ray.init.include_dashboard=false"],
+    ),
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_launcher_runs_two_jobs(data_dir, tmp_path, launcher):
+    plugin, options = LAUNCHERS[launcher]
+    pytest.importorskip(plugin, reason=f"the {launcher} launcher plugin is not installed (hwr[launchers])")
+    if launcher == "submitit_slurm" and not shutil.which("sbatch"):
+        pytest.skip("no SLURM here (sbatch not found): submitit_slurm can only be tested on a cluster")
+    sweep = tmp_path / "sweep"
+    run = cli(
+        "train.py", "-m", "debug=fdr", "model=mlp", "seed=1,2", f"hydra/launcher={launcher}", *options,
+        "callbacks.progress_bar=null", f"hydra.sweep.dir={sweep}", data_dir=data_dir, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    rows = read_csv(sweep / "summary.csv")
+    assert sorted(r["job"] for r in rows) == ["0", "1"] and {r["status"] for r in rows} == {"completed"}
+    seeds = {json.loads((sweep / r["job"] / "metrics.json").read_text())["seed"] for r in rows}
+    assert seeds == {1, 2}
+
+
+def test_ddp_multirun_gives_one_folder_per_training(data_dir, tmp_path):
+    """Two DDP processes (gloo on CPU) per job, two jobs: two folders, each complete."""
+    sweep = tmp_path / "sweep"
+    run = cli(
+        "train.py", "-m", "seed=1,2", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+        "debug=limit", "trainer.max_epochs=2", "model=mlp", "callbacks.progress_bar=null",
+        f"hydra.sweep.dir={sweep}", data_dir=data_dir, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]  # no stray folders
+    assert not (tmp_path / "outputs").exists()  # the children did not make runs of their own
+    for job in ("0", "1"):
+        folder = sweep / job
+        assert (folder / "train_rank1.log").is_file()  # rank 1 ran, in this folder
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["epochs"] == 2
+        events = list((folder / "tensorboard").glob("events.out.tfevents.*"))
+        assert events and all(e.parent == folder / "tensorboard" for e in events)
+    # The test ran once, on the whole test set: eval.py on the same checkpoint agrees.
+    best = sweep / "0" / "checkpoints" / "best.ckpt"
+    check = cli(
+        "eval.py", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'eval'}", data_dir=data_dir, cwd=tmp_path
+    )
+    assert check.returncode == 0, check.stderr[-2000:]
+    tested = json.loads((sweep / "0" / "metrics.json").read_text())["test/acc"]
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/acc"] == tested
+
+
+def test_summary_lists_jobs_killed_before_metrics(tmp_path):
+    done, killed = tmp_path / "0", tmp_path / "1"
+    (killed / ".hydra").mkdir(parents=True)
+    (killed / ".hydra" / "overrides.yaml").write_text("- seed=2\n- model=mlp\n")
+    done.mkdir()
+    (done / "metrics.json").write_text(
+        json.dumps({"val/acc_best": 0.9, "overrides": ["seed=1", "model=mlp"]})
+    )
+    rows, table = summarize_sweep(tmp_path)
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "completed"), ("1", "incomplete")]
+    assert rows[1]["overrides"] == "seed=2 model=mlp" and "killed" in rows[1]["error"]
+    assert (tmp_path / "summary.csv").is_file() and "incomplete" in table

@@ -80,9 +80,9 @@ def load_models(spec: str | Sequence[str]) -> tuple[Classifier, dict[str, Any]]:
             raise HwrError(
                 f"{path} has other classes or input shape than {paths[0]}; it cannot join the ensemble"
             )
-        differs = [
-            k for k in (*SPLIT_KEYS, "dataset", "mean", "std") if other_data.get(k) != trained_on.get(k)
-        ]
+        # A key only one of them has comes from an older hwr that did not record it: not a difference.
+        keys = [k for k in (*SPLIT_KEYS, "dataset", "mean", "std") if k in other_data and k in trained_on]
+        differs = [k for k in keys if other_data[k] != trained_on[k]]
         if differs:
             raise HwrError(f"{path} was trained on other data than {paths[0]} ({', '.join(differs)} differ)")
         members.append(other.net)

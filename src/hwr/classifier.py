@@ -99,8 +99,17 @@ class Classifier(L.LightningModule):
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         metrics = self.metrics[f"{stage}_"]
         metrics.update(logits, y)
-        # Epoch means under plain names (train/loss, val/loss), comparable across runs.
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        # Epoch means under plain names (train/loss, val/loss), comparable across runs; under DDP
+        # averaged over the processes once per epoch (metrics objects sync themselves).
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(y),
+            sync_dist=True,
+        )
         # Logging the MetricCollection lets Lightning compute + reset it once per epoch.
         self.log_dict(
             {f"{stage}/{k}": m for k, m in metrics.items()},

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 RESULT_COLUMNS = [
     "data",
     "model",
@@ -116,13 +118,30 @@ def seed_groups(rows: list[dict[str, Any]], metrics: Sequence[str]) -> list[dict
     return out
 
 
+def unfinished_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Rows for job folders that never wrote metrics.json (the process was killed or crashed)."""
+    rows = []
+    for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not (p / "metrics.json").exists()):
+        overrides_file = job / ".hydra" / "overrides.yaml"
+        if not overrides_file.is_file():
+            continue  # not a job folder
+        overrides = [str(o) for o in yaml.safe_load(overrides_file.read_text()) or []]
+        row: dict[str, Any] = dict.fromkeys(SWEEP_COLUMNS)
+        row.update(job=job.name, overrides=" ".join(overrides), status="incomplete")
+        row["error"] = "no metrics.json: the job was killed or crashed before it finished"
+        rows.append(row)
+    return rows
+
+
 def summarize_sweep(sweep_dir: Path, objective: str = "val/acc_best") -> tuple[list[dict[str, Any]], str]:
     """Write `summary.md` / `summary.csv` for the jobs of a multirun folder; return (rows, markdown).
 
-    Rows are sorted by `objective` (best first); failed jobs are rows with their error.
+    Rows are sorted by `objective` (best first); failed jobs are rows with their error, and
+    jobs that ended without a metrics.json (killed) are listed as incomplete.
     Seeds are grouped with mean ± std when the sweep varied `seed` alone.
     """
-    rows = sort_rows(read_rows(sorted(sweep_dir.glob("*/metrics.json")), SWEEP_COLUMNS), objective)
+    rows = read_rows(sorted(sweep_dir.glob("*/metrics.json")), SWEEP_COLUMNS)
+    rows = sort_rows(rows + unfinished_jobs(sweep_dir), objective)
     groups = seed_groups(rows, (objective, "test/acc"))
     extra = ""
     if groups:

@@ -9,11 +9,13 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig
+import torch
+from omegaconf import DictConfig, open_dict
 
 from hwr.classifier import Classifier
 from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
+from hwr.utils import ddp
 from hwr.utils.config import flat_hparams
 from hwr.utils.resume import register_resolvers, resume_config
 from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run, user_errors
@@ -22,6 +24,7 @@ from hwr.utils.sweep import run_task
 log = logging.getLogger("hwr")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 register_resolvers()  # hydra.run.dir uses them, and is resolved before main() runs
+ddp.install()  # DDP child processes join this run's folder instead of starting their own
 
 
 def build_model(model_cfg: DictConfig, dm: CharDataModule) -> Classifier:
@@ -38,7 +41,9 @@ def build_model(model_cfg: DictConfig, dm: CharDataModule) -> Classifier:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (if cfg.train) and test (if cfg.test); write metrics.json; return the metrics."""
     started = time.time()
-    if cfg.get("resume"):
+    if cfg.get("resume") or cfg.get("ckpt_path") == "last":
+        with open_dict(cfg):
+            cfg.resume = cfg.get("resume") or True
         cfg, ckpt_path = resume_config(cfg)
     else:
         ckpt_path = cfg.get("ckpt_path")
@@ -59,6 +64,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("train"):
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
         metrics.update(scalar_metrics(trainer.callback_metrics))
+    facts = {
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "last_ckpt": getattr(trainer.checkpoint_callback, "last_model_path", None) or None,
+    }
+    if trainer.global_rank != 0:
+        return metrics  # rank 0 tests and writes the run's files
 
     test_ckpt = None
     if cfg.get("test"):
@@ -69,25 +81,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             test_ckpt = ckpt_path  # test only: the checkpoint given
         elif not trainer.fast_dev_run:
             log.warning("no best checkpoint was saved: testing the weights as they are")
+        if trainer.world_size > 1:
+            # Test in this process alone: a distributed test pads the shards with repeated
+            # images and leaves each rank only part of the predictions the report needs.
+            torch.distributed.destroy_process_group()
+            trainer = build_trainer(cfg, strategy="auto", devices=1, num_nodes=1)
         results = trainer.test(model, datamodule=dm, ckpt_path=test_ckpt)
         metrics.update(scalar_metrics(results[0] if results else {}))
 
-    return finish_run(
-        cfg,
-        dm.name,
-        model,
-        trainer.loggers,
-        metrics,
-        started,
-        epochs=trainer.current_epoch,
-        global_step=trainer.global_step,
-        test_ckpt=test_ckpt,
-        last_ckpt=getattr(trainer.checkpoint_callback, "last_model_path", None) or None,
-    )
+    return finish_run(cfg, dm.name, model, trainer.loggers, metrics, started, **facts, test_ckpt=test_ckpt)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns val/acc_best so sweepers can optimise it."""
-    with user_errors():
+    with user_errors(), ddp.job_scope():
         return run_task(cfg, train, objective="val/acc_best")

@@ -1,5 +1,5 @@
-"""`train.py resume=true` (the newest run of this task) or `resume=<run dir>`: continue a run
-in its own folder, from its `last.ckpt`, with its own config.
+"""`train.py resume=true` (the newest run of this task; `ckpt_path=last` says the same) or
+`resume=<run dir>`: continue a run in its own folder, from its `last.ckpt`, with its own config.
 
 The run folder is decided before Hydra creates one: `hydra.run.dir` in configs/hydra/default.yaml
 goes through the `hwr_run_dir` resolver, which returns the folder being resumed. So logs,
@@ -31,8 +31,10 @@ def newest_run(runs_dir: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime).parents[1] if found else None
 
 
-def run_dir(new_dir: str, resume: Any) -> str:
+def run_dir(new_dir: str, resume: Any, ckpt_path: Any = None) -> str:
     """Resolver for hydra.run.dir: `new_dir` for a new run, else the folder to continue."""
+    if ckpt_path == "last":
+        resume = True
     if not _wants_resume(resume):
         return new_dir
     if resume is True or str(resume).lower() == "true":
@@ -41,9 +43,9 @@ def run_dir(new_dir: str, resume: Any) -> str:
     return str(resume)
 
 
-def output_subdir(resume: Any, stamp: str) -> str:
+def output_subdir(resume: Any, stamp: str, ckpt_path: Any = None) -> str:
     """Resolver for hydra.output_subdir: a resumed session does not overwrite the original's files."""
-    return f".hydra/resumed_{stamp}" if _wants_resume(resume) else ".hydra"
+    return f".hydra/resumed_{stamp}" if _wants_resume(resume) or ckpt_path == "last" else ".hydra"
 
 
 def sqlite_url(path: str) -> str:
@@ -77,7 +79,7 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, str]:
             f"resume={cfg.resume}: no {LAST} in {folder}; pass resume=<run dir> of a run that saved "
             f"one (runs are under {Path(cfg.paths.log_dir) / cfg.task_name / 'runs'})"
         )
-    if cfg.get("ckpt_path"):
+    if cfg.get("ckpt_path") not in (None, "last"):
         raise HwrError("pass resume=... or ckpt_path=..., not both")
     if not HydraConfig.initialized():
         return cfg, str(last)
@@ -87,6 +89,7 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, str]:
     original_file = folder / ".hydra" / "overrides.yaml"
     original = list(OmegaConf.load(original_file)) if original_file.is_file() else []
     merged = {_key(o): o for o in original if _key(o) not in ("resume", "ckpt_path")}
+    merged["resume"] = f"resume={cfg.resume}"
     merged.update({_key(o): o for o in hydra_cfg.overrides.task})  # this command wins
     resumed = compose(config_name=hydra_cfg.job.config_name, overrides=list(merged.values()))
     # Hydra saved the config of this command line; record the one that actually runs.

@@ -21,6 +21,7 @@ import rich.table
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
@@ -55,12 +56,13 @@ def instantiate_group(cfg: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(c) for c in cfg.values() if c and "_target_" in c]
 
 
-def build_trainer(cfg: DictConfig) -> L.Trainer:
-    """The Trainer of `cfg.trainer` with the callbacks and loggers of `cfg`."""
+def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
+    """The Trainer of `cfg.trainer` (with `overrides`) and the callbacks and loggers of `cfg`."""
     return hydra.utils.instantiate(
         cfg.trainer,
         callbacks=instantiate_group(cfg.get("callbacks")),
         logger=instantiate_group(cfg.get("logger")) or False,
+        **overrides,
     )
 
 
@@ -75,6 +77,8 @@ def log_hparams(loggers: list[Logger], params: Mapping[str, Any]) -> None:
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             writer = logger.experiment._get_file_writer()
+            if writer is None:  # DDP ranks other than 0 log nothing
+                continue
             _experiment, session_start, _end = hparams_summary(dict(params), {})
             writer.add_summary(session_start)
             writer.flush()
@@ -120,6 +124,8 @@ def start_run(cfg: DictConfig) -> Path:
     Hydra saves the composed config (`.hydra/config.yaml`); together they reproduce the run.
     """
     output_dir = Path(cfg.paths.output_dir)
+    if rank_zero_only.rank != 0:  # DDP ranks 1..N-1 share rank 0's folder and leave it to it
+        return output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     state = git_state()
