@@ -264,23 +264,16 @@ def test_cli_bad_config_key(tmp_path):
 
 
 def test_benchmark_smoke(data_dir, tmp_path):
-    """The benchmark runs end to end (a few batches; numbers are not checked)."""
+    """Every part of the benchmark runs end to end (a few steps; numbers are not checked)."""
     run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "benchmark.py"),
-            "--data-dir",
-            str(data_dir),
-            "--seconds",
-            "0.2",
-            "--rounds",
-            "1",
-            "--workers",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--data-dir", str(data_dir),
+         "--seconds", "0.2", "--rounds", "1", "--workers", "0", "--steps", "3", "--warmup", "1",
+         "--model", "mlp", "--markdown", str(tmp_path / "bench.md")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "| hwr loader + float + normalise |" in run.stdout
+    table = (tmp_path / "bench.md").read_text()
+    assert "| hwr loader + float + normalise |" in table
+    assert "| plain PyTorch loop (same net, optimiser, batches) |" in table
+    assert "| hwr train.py path (Lightning, callbacks, logging) |" in table
+    assert "launch to first training step:" in table and table in run.stdout
