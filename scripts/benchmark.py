@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--markdown", type=Path, default=Path("outputs/benchmark/benchmark.md"))
     args = parser.parse_args()
+    args.data_dir = args.data_dir.resolve()  # the start-up arm runs train.py in another folder
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     overrides = [
         f"data={args.data}",
