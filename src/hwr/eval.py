@@ -14,7 +14,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from hwr.checkpoint import SPLIT_KEYS, datamodule_config, load_models
+from hwr.checkpoint import SPLIT_KEYS, datamodule_config, expand_paths, load_models
 from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
 from hwr.train import CONFIG_DIR
@@ -64,7 +64,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     hparams = (
         flat_hparams(cfg, groups=("data",)) if cfg.get("data") is not None else {"data/dataset": dm.name}
     )
-    members = model.hparams.get("ensemble") or [cfg.ckpt_path]
+    members = model.hparams.get("ensemble") or expand_paths(cfg.ckpt_path)
     hparams.update(
         {
             "model/net/class": type(model.net).__name__,
