@@ -1,5 +1,7 @@
 """The one exception type that entry points turn into a one-line message."""
 
+from hydra.errors import InstantiationException
+
 
 class HwrError(Exception):
     """A problem the user can fix (missing data, bad file, bad option).
@@ -7,3 +9,10 @@ class HwrError(Exception):
     The message is one line that says what is wrong and how to fix it; `train.py`,
     `eval.py` and the other entry points print it without a traceback.
     """
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The exception inside Hydra's InstantiationException wrappers (a constructor's HwrError)."""
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    return error

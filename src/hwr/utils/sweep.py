@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from hwr.errors import HwrError
+from hwr.errors import HwrError, root_cause
 from hwr.results import summarize_sweep
 from hwr.utils.run import hydra_overrides, write_metrics
 
@@ -24,13 +23,6 @@ log = logging.getLogger("hwr")
 
 def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def root_cause(error: BaseException) -> BaseException:
-    """The exception inside Hydra's InstantiationException wrappers."""
-    while isinstance(error, InstantiationException) and error.__cause__ is not None:
-        error = error.__cause__
-    return error
 
 
 def error_message(error: BaseException) -> str:
