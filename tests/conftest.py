@@ -128,3 +128,24 @@ def make_config(name: str, overrides: list[str], data_dir: Path, out: Path) -> D
                 *overrides,
             ],
         )
+
+
+@pytest.fixture(scope="session")
+def english_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A short real CNN training on the tiny English fixture: (run folder, its metrics).
+
+    Shared by the predict, export and serve tests: a checkpoint made by train.py itself.
+    """
+    from hwr.train import train
+
+    out = tmp_path_factory.mktemp("english") / "run"
+    overrides = [
+        "data=english",
+        "model=cnn",
+        "model.net.channels=[8,16]",
+        "model.net.head=[32]",
+        "model.optimizer.lr=0.003",
+        "data.batch_size=8",
+        "trainer.max_epochs=8",
+    ]
+    return out, train(make_config("train", overrides, data_dir, out))

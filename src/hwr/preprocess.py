@@ -1,68 +1,272 @@
-"""One preprocessing for every image of a character: dataset files now, uploads later.
+"""One preprocessing for every image of a character: dataset files, predict, the web page, exports.
 
-Turns a picture of a character (any size, any polarity) into the convention the models
-are trained on: white ink on black, the ink cropped to its bounding box, padded to a
-square without distorting it, and resized to `image_size` with a small empty margin.
+Turns a picture of a character (a scan, an upload, a canvas PNG with alpha, a photo of ink on
+paper) into the convention a model was trained on: white ink on black, cropped to the ink,
+padded to a square without distorting it, scaled into a box and centred, then normalised.
+
+Conventions differ by dataset, so each checkpoint's is rebuilt from what it was trained on
+(`Preprocessing.for_data`):
+- MNIST: the digit scaled into a 20x20 box and centred by centre of mass in 28x28;
+- EMNIST: scaled to fill the frame less a 2 px border, centred by its box;
+- English Hnd: as EMNIST, with the margin and `min_box` the DataModule was trained with.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
 import numpy as np
-from PIL import Image
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from hwr.errors import HwrError
 
 # Working resolution for cropping: large enough to keep thin strokes, small enough to be fast.
 _WORK_SIZE = 256
 # A pixel counts as ink when it is at least this share of the way from background to ink.
 _INK_THRESHOLD = 0.25
+# Uploads and predictions thicken strokes thinner than this (output px). The training sets'
+# thinnest strokes: MNIST 2.1 px and English 2.8 px (5th percentile), so a 1 px pen line drawn on
+# a big canvas is brought into the range the models have seen instead of fading to grey.
+MIN_STROKE = 2.0
+# Refuse images larger than this before decoding them (a 10,000 x 10,000 photo is 100 M).
+MAX_PIXELS = 40_000_000
 
 
 def ink_on_black(gray: np.ndarray) -> np.ndarray:
-    """Return a uint8 image with white ink on black, inverting when the background is light.
+    """Return a uint8 image with light ink on a dark background, inverting when ink is darker.
 
-    The background is the median of the outer one-pixel border.
+    The background is the median of the outer one-pixel border; the ink is on whichever side
+    of it the image reaches further (a tie: a light background means dark ink). That also
+    handles mid-grey and coloured backgrounds, where a fixed 127 cut would guess wrong.
     """
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return 255 - gray if np.median(border) > 127 else gray
+    background = float(np.median(border))
+    darker, lighter = background - float(gray.min()), float(gray.max()) - background
+    return 255 - gray if darker > lighter or (darker == lighter and background > 127) else gray
 
 
-def preprocess_image(
-    image: Image.Image, image_size: int = 28, margin: int = 2, min_box: float = 0.0
-) -> np.ndarray:
-    """Any PIL image of one character -> uint8 [image_size, image_size], ink white on black.
+def _median3(image: np.ndarray) -> np.ndarray:
+    """3x3 median filter (edges replicated): removes salt-and-pepper specks, keeps strokes."""
+    padded = np.pad(image, 1, mode="edge")
+    h, w = image.shape
+    views = [padded[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]
+    return np.median(np.stack(views), axis=0)
 
-    Steps: composite transparency on white, grayscale, shrink large images to a working
-    size, fix polarity, stretch contrast so the darkest ink is 255, crop to the ink's
-    bounding box, pad to a square (aspect ratio kept), resize so the character fills
-    `image_size - 2 * margin` pixels, centred. A blank image stays blank.
 
-    `min_box` (a share of the image's shorter side) keeps small characters small: the square
-    is at least that big, so an "o" written at a third of the page height stays smaller in
-    the output than an "O" written at half of it. 0 scales every character to fill the box.
+def remove_background(ink: np.ndarray) -> np.ndarray:
+    """Subtract the background level (and, on a noisy image, its noise) so it becomes 0.
+
+    A clean scan or canvas has a flat background (median absolute deviation 0) and is only
+    shifted; a photo or noisy scan is median-filtered and cut at 3 sigma above its paper.
     """
+    background = float(np.median(ink))
+    spread = float(np.median(np.abs(ink - background)))
+    if spread > 0:
+        ink = _median3(ink)
+        background += 3 * 1.4826 * spread  # 1.4826 * MAD estimates sigma for Gaussian noise
+    return np.clip(ink - background, 0, None)
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in pixels of a boolean ink mask: 2 * area / boundary length."""
+    area = int(mask.sum())
+    if area == 0:
+        return 0.0
+    p = np.pad(mask, 1)
+    inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return 2 * area / max(1, area - int(inner.sum()))
+
+
+def _dilate(image: np.ndarray, k: int) -> np.ndarray:
+    """Grey dilation with a k x k square (k odd), separable: thickens strokes by k - 1 px."""
+    r = k // 2
+    out = np.pad(image, r)
+    out = np.lib.stride_tricks.sliding_window_view(out, k, axis=0).max(axis=-1)
+    return np.lib.stride_tricks.sliding_window_view(out, k, axis=1).max(axis=-1)
+
+
+def _ink_box(ink: np.ndarray) -> tuple[slice, slice]:
+    mask = ink >= _INK_THRESHOLD * 255
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    """Composite any transparency on white, then grayscale."""
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
-    gray = image.convert("L")
+    return image.convert("L")
+
+
+def preprocess_image(
+    image: Image.Image,
+    image_size: int = 28,
+    margin: int = 2,
+    min_box: float = 0.0,
+    *,
+    box: int | None = None,
+    center: str = "box",
+    min_stroke: float = 0.0,
+) -> np.ndarray:
+    """Any PIL image of one character -> uint8 [image_size, image_size], ink white on black.
+
+    Steps: composite transparency on white, grayscale, shrink large images to a working
+    size, fix polarity, remove the background (denoising a noisy one), stretch contrast so the
+    darkest ink is 255, crop to the ink's bounding box, pad to a square (aspect ratio kept),
+    resize into a `box`-pixel square (default `image_size - 2 * margin`), place it centred by
+    its box or, with `center="mass"`, by its centre of mass. A blank image stays blank.
+
+    `min_box` (a share of the image's shorter side) keeps small characters small: the square
+    is at least that big, so an "o" written at a third of the page height stays smaller in
+    the output than an "O" written at half of it. 0 scales every character to fill the box.
+    `min_stroke` (output px) thickens strokes that would come out thinner; 0 leaves them.
+    """
+    if center not in ("box", "mass"):
+        raise HwrError(f"center must be 'box' or 'mass', got {center!r}")
+    gray = _on_white(image)
     factor = max(1, min(gray.size) // _WORK_SIZE)
     if factor > 1:
         gray = gray.reduce(factor)  # box filter: thin strokes fade but do not vanish
-    ink = ink_on_black(np.asarray(gray)).astype(np.float32)
-    ink -= ink.min()
-    peak = ink.max()
+    ink = remove_background(ink_on_black(np.asarray(gray)).astype(np.float32))
     out = np.zeros((image_size, image_size), dtype=np.uint8)
+    peak = ink.max()
     if peak <= 0:
         return out
     ink *= 255.0 / peak
-    rows = np.nonzero((ink >= _INK_THRESHOLD * 255).any(axis=1))[0]
-    cols = np.nonzero((ink >= _INK_THRESHOLD * 255).any(axis=0))[0]
-    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    inner = box or image_size - 2 * margin
+    rows, cols = _ink_box(ink)
+    side = max(rows.stop - rows.start, cols.stop - cols.start, int(min_box * min(gray.size)))
+    if min_stroke > 0:
+        # Strokes that would come out thinner than min_stroke are dilated at working resolution.
+        missing = min_stroke * side / inner - stroke_width(ink[rows, cols] >= _INK_THRESHOLD * 255)
+        if missing > 0.5:
+            ink = _dilate(ink, 2 * int(np.ceil(missing / 2)) + 1)
+            rows, cols = _ink_box(ink)
+            side = max(rows.stop - rows.start, cols.stop - cols.start, side)
+    ink = ink[rows, cols]
     h, w = ink.shape
-    side = max(h, w, int(min_box * min(gray.size)))
     square = np.zeros((side, side), dtype=np.float32)
     top, left = (side - h) // 2, (side - w) // 2
     square[top : top + h, left : left + w] = ink
-    inner = image_size - 2 * margin
     resized = Image.fromarray(square).resize((inner, inner), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    out[margin : margin + inner, margin : margin + inner] = np.clip(np.asarray(resized), 0, 255)
+    tile = np.clip(np.asarray(resized), 0, 255)
+    top = left = (image_size - inner) // 2
+    if center == "mass" and tile.sum() > 0:
+        # MNIST's convention: the centre of mass lands on the centre of the frame.
+        y, x = np.indices(tile.shape)
+        mid, room = (image_size - 1) / 2, image_size - inner
+        top = int(np.clip(round(mid - (y * tile).sum() / tile.sum()), 0, room))
+        left = int(np.clip(round(mid - (x * tile).sum() / tile.sum()), 0, room))
+    out[top : top + inner, left : left + inner] = tile
     return out
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a model expects of an image: geometry (see `preprocess_image`) and normalisation."""
+
+    image_size: int = 28
+    margin: int = 2
+    box: int | None = None
+    center: str = "box"
+    min_box: float = 0.0
+    min_stroke: float = MIN_STROKE
+    mean: float = 0.0
+    std: float = 1.0
+
+    @classmethod
+    def for_data(cls, trained_on: Mapping[str, Any]) -> Preprocessing:
+        """The preprocessing of the data a checkpoint was trained on (its DataModule hparams)."""
+        dataset = trained_on.get("dataset")
+        norm = {"mean": float(trained_on.get("mean", 0.0)), "std": float(trained_on.get("std", 1.0))}
+        if dataset == "mnist":
+            return cls(image_size=28, box=20, center="mass", **norm)
+        if dataset == "emnist":
+            return cls(image_size=28, margin=2, **norm)
+        if dataset == "english":
+            keys = ("image_size", "margin", "min_box")
+            return cls(**{k: trained_on[k] for k in keys if k in trained_on}, **norm)
+        raise HwrError(
+            f"no preprocessing is known for dataset {dataset!r}; expected mnist, emnist or english"
+        )
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Preprocessing:
+        """Inverse of `to_dict` (e.g. from an export's JSON); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise HwrError(f"unknown preprocessing keys {unknown}; expected some of {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """One image -> uint8 [image_size, image_size], as the training data looks."""
+        return preprocess_image(
+            image,
+            self.image_size,
+            self.margin,
+            self.min_box,
+            box=self.box,
+            center=self.center,
+            min_stroke=self.min_stroke,
+        )
+
+    def normalise(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 [N, H, W] (or [H, W]) -> the model's float input [N, 1, H, W]."""
+        x = torch.as_tensor(np.asarray(pixels)).float().div(255)
+        x = x.reshape(-1, 1, *x.shape[-2:])
+        return (x - self.mean) / self.std
+
+    def batch(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, torch.Tensor]:
+        """Images -> (uint8 pixels [N, H, W], model input [N, 1, H, W])."""
+        pixels = (
+            np.stack([self.pixels(image) for image in images])
+            if images
+            else np.zeros((0, self.image_size, self.image_size), dtype=np.uint8)
+        )
+        return pixels, self.normalise(pixels)
+
+
+def load_image(
+    source: bytes | str | Path, max_bytes: int | None = None, name: str | None = None
+) -> Image.Image:
+    """Open an image file or upload, fully decoded, or raise a one-line HwrError saying why not.
+
+    Checks, in order: empty, over `max_bytes`, not an image, over `MAX_PIXELS` (checked from
+    the header, before decoding), truncated or corrupt data.
+    """
+    label = name or (str(source) if isinstance(source, str | Path) else "upload")
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.is_file():
+            raise HwrError(f"{label}: no such file")
+        source = path.read_bytes()
+    if not source:
+        raise HwrError(f"{label}: the file is empty")
+    if max_bytes is not None and len(source) > max_bytes:
+        raise HwrError(f"{label}: {len(source) / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        image = Image.open(io.BytesIO(source))
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
+        reason = "too large" if isinstance(e, Image.DecompressionBombError) else "not an image PIL can read"
+        raise HwrError(f"{label}: {reason} (send a PNG or JPEG)") from e
+    width, height = image.size
+    if width * height > MAX_PIXELS or width < 1 or height < 1:
+        raise HwrError(
+            f"{label}: {width}x{height} pixels is over the {MAX_PIXELS // 1_000_000} M pixel limit"
+        )
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError) as e:
+        raise HwrError(f"{label}: the image data is corrupt or truncated ({e})") from e
+    return image

@@ -238,3 +238,8 @@ class EnglishDataModule(CharDataModule):
 
     def load_test(self) -> LabelledImages:
         return self.pool.subset(self._train_test[1])
+
+    def test_files(self) -> list[tuple[Path, str]]:
+        """The test split as (image file, class name), in test-set order: predict.py's input
+        for checking that files on disk give the same accuracy as eval.py."""
+        return [(self.files.paths[i], self.files.labels[i]) for i in self._train_test[1].tolist()]

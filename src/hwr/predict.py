@@ -1,0 +1,173 @@
+"""`python predict.py ckpt_path=... inputs=[img.png,folder/]`: top-k classes of image files.
+
+Inputs may be files, folders (every image inside, recursively), glob patterns or `.txt` files
+listing one path per line. Results print as a table, or as JSON (`json=true` or `--json`), and
+go to a CSV with `output=preds.csv`. With `labels=english.csv` (columns image,label) the true
+labels are joined in and the accuracy is printed. Unreadable images are reported, not fatal:
+the others are still predicted and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from hwr.errors import HwrError
+from hwr.inference import Prediction, Predictor
+from hwr.preprocess import load_image
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+def collect_inputs(specs: str | Sequence[str]) -> list[Path]:
+    """Files, folders, globs and .txt lists -> image paths, in the order given (folders sorted)."""
+    paths: list[Path] = []
+    for spec in [specs] if isinstance(specs, str) else list(specs):
+        spec = str(spec)
+        if glob.has_magic(spec):
+            found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+            if not found:
+                raise HwrError(f"no file matches {spec}")
+            paths += found
+            continue
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise HwrError(f"folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            paths += found
+        elif path.suffix.lower() == ".txt" and path.is_file():
+            lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            paths += [Path(line) if Path(line).is_absolute() else path.parent / line for line in lines]
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise HwrError(f"input not found: {path}; pass image files, folders, globs or a .txt list")
+    if not paths:
+        raise HwrError("inputs is empty; pass inputs=[image.png,folder/]")
+    return paths
+
+
+def read_labels(csv_path: str | Path) -> dict[Path, str]:
+    """A csv with `image` and `label` columns (english.csv's format) -> {resolved path: label}."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise HwrError(f"labels file not found: {csv_path}")
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not {"image", "label"} <= set(reader.fieldnames or []):
+            raise HwrError(f"{csv_path} needs the columns image,label (got {reader.fieldnames})")
+        return {(csv_path.parent / row["image"]).resolve(): row["label"] for row in reader}
+
+
+def predict_files(
+    predictor: Predictor, paths: Sequence[Path], top_k: int, chunk: int = 256
+) -> list[Prediction]:
+    """Predict every file; a file that cannot be read gets a Prediction with `error` set."""
+    results: list[Prediction] = []
+    for start in range(0, len(paths), chunk):  # bounded memory for big folders
+        images, sources = [], []
+        for path in paths[start : start + chunk]:
+            try:
+                images.append(load_image(path))
+                sources.append(str(path))
+            except HwrError as e:
+                results.append(Prediction(source=str(path), error=str(e)))
+        results += predictor.predict(images, sources, top_k)
+    order = {str(p): i for i, p in enumerate(paths)}
+    return sorted(results, key=lambda r: order.get(r.source, 0))
+
+
+def write_csv(path: Path, rows: list[dict], top_k: int) -> None:
+    columns = ["source", "label", *[f"{part}{i}" for i in range(1, top_k + 1) for part in ("top", "prob")]]
+    columns += [c for c in ("true", "correct", "error") if any(c in r for r in rows)]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            flat = dict(row)
+            for i, entry in enumerate(row.get("top", []), start=1):
+                flat[f"top{i}"], flat[f"prob{i}"] = entry["label"], f"{entry['prob']:.6f}"
+            writer.writerow(flat)
+
+
+def run(cfg: DictConfig) -> int:
+    """Predict `cfg.inputs` with `cfg.ckpt_path`; print/write the results; return the exit status."""
+    for key in ("ckpt_path", "inputs"):
+        if OmegaConf.is_missing(cfg, key):
+            raise HwrError(
+                f"predict.py needs {key}=...; e.g. ckpt_path=<run>/checkpoints/best.ckpt inputs=[a.png]"
+            )
+    output = Path(cfg.output) if cfg.get("output") else None
+    if output is not None and output.exists() and not cfg.get("overwrite"):
+        raise HwrError(f"{output} exists; pass overwrite=true or another output=")
+    inputs = list(cfg.inputs) if isinstance(cfg.inputs, ListConfig) else cfg.inputs
+    paths = collect_inputs(inputs)
+    predictor = Predictor.from_checkpoint(
+        list(cfg.ckpt_path) if isinstance(cfg.ckpt_path, ListConfig) else cfg.ckpt_path, cfg.device
+    )
+    if cfg.get("tta_shift") is not None:
+        predictor.model.hparams.tta_shift = int(cfg.tta_shift)
+    results = predict_files(predictor, paths, int(cfg.top_k))
+    rows = [r.as_dict() for r in results]
+    summary = ""
+    if cfg.get("labels"):
+        truth = read_labels(cfg.labels)
+        known = [row for row, r in zip(rows, results, strict=True) if Path(r.source).resolve() in truth]
+        for row in known:
+            row["true"] = truth[Path(row["source"]).resolve()]
+            row["correct"] = row.get("label") == row["true"]
+        if not known:
+            raise HwrError(f"none of the inputs is listed in {cfg.labels}")
+        right = sum(row["correct"] for row in known)
+        summary = f"accuracy {right / len(known):.4f} ({right}/{len(known)} labelled images)"
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(output, rows, int(cfg.top_k))
+    if cfg.get("json"):
+        print(json.dumps({"predictions": rows, **({"summary": summary} if summary else {})}, indent=1))
+    else:
+        print_table(rows, summary)
+    errors = [r for r in results if r.error]
+    for r in errors:
+        print(f"error: {r.error}", file=sys.stderr)
+    if output is not None:
+        print(f"wrote {output}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def print_table(rows: list[dict], summary: str) -> None:
+    import rich
+    import rich.table
+
+    table = rich.table.Table()
+    for column in ("image", "prediction", "top-k", *(["true"] if any("true" in r for r in rows) else [])):
+        table.add_column(column)
+    for row in rows:
+        top = "  ".join(f"{t['label']} {t['prob']:.3f}" for t in row.get("top", []))
+        cells = [row["source"], row.get("label") or "[red]error", top or row.get("error", "")]
+        if "true" in row:
+            cells.append(("" if row["correct"] else "[red]") + row["true"])
+        table.add_row(*cells)
+    rich.print(table)
+    if summary:
+        print(summary)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    try:
+        status = run(cfg)
+    except HwrError as e:
+        raise SystemExit(f"error: {e}") from None
+    if status:
+        raise SystemExit(status)

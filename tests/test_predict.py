@@ -1,0 +1,117 @@
+"""predict.py and hwr.inference: checkpoints to predictions on image files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_config
+from PIL import Image
+
+from hwr.data.english import EnglishDataModule
+from hwr.errors import HwrError
+from hwr.inference import Predictor
+from hwr.predict import collect_inputs, predict_files, run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def english_dm(data_dir: Path, cache: Path) -> EnglishDataModule:
+    return EnglishDataModule(data_dir=data_dir, cache_dir=cache)
+
+
+def test_predictions_on_files_match_the_test_pass(english_run, data_dir, tmp_path):
+    """The test images read from disk through hwr.preprocess get exactly the test pass's labels."""
+    out, metrics = english_run
+    predictor = Predictor.from_checkpoint(out / "checkpoints" / "best.ckpt")
+    assert predictor.preprocessing.center == "box" and predictor.preprocessing.mean == pytest.approx(0.2370)
+    files = english_dm(data_dir, tmp_path).test_files()
+    results = predict_files(predictor, [p for p, _ in files], top_k=3)
+    correct = sum(r.label == label for r, (_, label) in zip(results, files, strict=True))
+    assert correct / len(files) == pytest.approx(metrics["test/acc"])
+    assert metrics["test/acc"] > 0.4  # chance is 0.2: the model learned something to compare
+    first = results[0]
+    assert len(first.top) == 3 and first.top[0][1] >= first.top[1][1] >= first.top[2][1]
+    assert first.pixels.shape == (28, 28)
+    info = predictor.info()
+    assert info["dataset"] == "english" and info["test_acc"] == pytest.approx(metrics["test/acc"])
+
+
+def test_collect_inputs(tmp_path):
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("b.png", "a.jpg", "sub/c.png"):
+        Image.new("L", (8, 8)).save(folder / name)
+    (folder / "notes.md").write_text("not an image")
+    (tmp_path / "list.txt").write_text("imgs/b.png\n\n")
+    assert [p.name for p in collect_inputs([str(folder)])] == ["a.jpg", "b.png", "c.png"]
+    assert collect_inputs(str(tmp_path / "list.txt")) == [tmp_path / "imgs" / "b.png"]
+    assert len(collect_inputs([str(folder / "*.png")])) == 1
+    for bad, message in [("nope.png", "input not found"), (str(tmp_path / "*.gif"), "no file matches")]:
+        with pytest.raises(HwrError, match=message):
+            collect_inputs([bad])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(HwrError, match="holds no images"):
+        collect_inputs([str(empty)])
+
+
+def predict_config(overrides: list[str], tmp_path: Path):
+    return make_config("predict", overrides, tmp_path, tmp_path / "out")
+
+
+def test_predict_refuses_to_overwrite_and_reports_unreadable_files(english_run, tmp_path, capsys):
+    out, _ = english_run
+    ckpt = out / "checkpoints" / "best.ckpt"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("L", (40, 40), 255).save(folder / "blank.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    target = tmp_path / "preds.csv"
+    target.write_text("precious\n")
+    with pytest.raises(HwrError, match="exists; pass overwrite=true"):
+        run(predict_config([f"ckpt_path={ckpt}", f"inputs=[{folder}]", f"output={target}"], tmp_path))
+    assert target.read_text() == "precious\n"
+    status = run(predict_config([f"ckpt_path={ckpt}", f"inputs=[{folder}]", "json=true"], tmp_path))
+    captured = capsys.readouterr()
+    assert status == 1 and "broken.png: not an image" in captured.err
+    rows = {Path(r["source"]).name: r for r in json.loads(captured.out)["predictions"]}
+    assert "error" in rows["broken.png"] and len(rows["blank.png"]["top"]) == 5
+
+
+def test_cli_english_test_files_then_predict_matches_eval(english_run, data_dir, tmp_path):
+    """The README's recipe: the checkpoint's test split as files, predict.py with labels, and
+    the accuracy it prints equals the run's test/acc (eval.py's figure on the same images)."""
+    out, metrics = english_run
+    ckpt = out / "checkpoints" / "best.ckpt"
+    env = {**__import__("os").environ, "HWR_CACHE_DIR": str(tmp_path / "cache")}
+    listing = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "english_test_files.py"), str(ckpt),
+         "--out", str(tmp_path / "test"), "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    shutil.copy(tmp_path / "test" / "test.csv", tmp_path / "labels.csv")
+    run_ = subprocess.run(
+        [sys.executable, str(ROOT / "predict.py"), f"ckpt_path={ckpt}",
+         f"inputs=[{tmp_path / 'test' / 'test.txt'}]", f"labels={tmp_path / 'labels.csv'}",
+         f"output={tmp_path / 'preds.csv'}", "top_k=2", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert run_.returncode == 0, run_.stderr[-2000:]
+    result = json.loads(run_.stdout)
+    right = sum(r["correct"] for r in result["predictions"])
+    assert right / len(result["predictions"]) == pytest.approx(metrics["test/acc"])
+    assert result["summary"].startswith(f"accuracy {metrics['test/acc']:.4f}")
+    header = (tmp_path / "preds.csv").read_text().splitlines()[0]
+    assert header == "source,label,top1,prob1,top2,prob2,true,correct"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cache",
+        "labels.csv",
+        "preds.csv",
+        "test",
+    ]  # no litter
