@@ -1,7 +1,5 @@
 """The one exception type that entry points turn into a one-line message."""
 
-from hydra.errors import InstantiationException
-
 
 class HwrError(Exception):
     """A problem the user can fix (missing data, bad file, bad option).
@@ -13,6 +11,9 @@ class HwrError(Exception):
 
 def root_cause(error: BaseException) -> BaseException:
     """The exception inside Hydra's InstantiationException wrappers (a constructor's HwrError)."""
+    # Imported here: hwr.errors is imported by light modules (hwr.preprocess) that ship without Hydra.
+    from hydra.errors import InstantiationException
+
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         error = error.__cause__
     return error

@@ -96,8 +96,9 @@ class Predictor:
         return self.model.class_names
 
     @torch.inference_mode()
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+    def probabilities(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Normalised input [N, 1, H, W] -> class probabilities [N, C] on the CPU."""
+        x = torch.as_tensor(x)
         parts = [
             self.model.predict_logits(x[i : i + BATCH_SIZE].to(self.device)).float().softmax(dim=-1).cpu()
             for i in range(0, len(x), BATCH_SIZE)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from hwr.errors import HwrError
@@ -221,13 +220,16 @@ class Preprocessing:
             min_stroke=self.min_stroke,
         )
 
-    def normalise(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 [N, H, W] (or [H, W]) -> the model's float input [N, 1, H, W]."""
-        x = torch.as_tensor(np.asarray(pixels)).float().div(255)
-        x = x.reshape(-1, 1, *x.shape[-2:])
-        return (x - self.mean) / self.std
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 [N, H, W] (or [H, W]) -> the model's float32 input [N, 1, H, W].
 
-    def batch(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, torch.Tensor]:
+        numpy, not torch: an exported model is then served with numpy, Pillow and onnxruntime only.
+        """
+        x = np.asarray(pixels, dtype=np.float32) / 255
+        x = x.reshape(-1, 1, *x.shape[-2:])
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def batch(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         """Images -> (uint8 pixels [N, H, W], model input [N, 1, H, W])."""
         pixels = (
             np.stack([self.pixels(image) for image in images])

@@ -1,0 +1,349 @@
+"""Ship a checkpoint as one file: ONNX or TorchScript, plus a JSON of classes and preprocessing.
+
+`export_model` writes `model.onnx` (or `model.pt`) and a sidecar `model.onnx.json` (or
+`model.pt.json`) next to it. The exported graph takes float32 [N, 1, H, W] = pixel/255 with
+white ink on black (`Preprocessing.pixels(image) / 255`), applies the training normalisation,
+the ensemble and the test-time shifts inside, and returns class probabilities [N, C]. Before
+the files get their final names, the export is checked against `Predictor.probabilities`.
+
+`ExportedModel` loads such a file with onnxruntime or torch.jit and predicts PIL images with
+the same `hwr.preprocess` code as predict.py. It never imports Lightning or the Classifier:
+those imports live inside `export_model`, and onnxruntime/torch.jit are imported on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+import hwr
+from hwr.errors import HwrError
+from hwr.preprocess import Preprocessing
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from hwr.inference import Predictor
+
+# format -> file suffix of the model
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+# The issue's bar: exported and PyTorch probabilities agree within this on every entry.
+TOLERANCE = 1e-4
+INPUT_NAME, OUTPUT_NAME = "pixels", "probs"
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """`model.onnx` -> `model.onnx.json`: both formats can then sit in one folder."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name + ".json")
+
+
+def _wrapper(predictor: Predictor) -> nn.Module:
+    """The exported module: pixel/255 -> normalise -> ensemble/TTA -> softmax probabilities."""
+    import torch
+    from torch import nn
+
+    from hwr.models.ensemble import tta_logits
+
+    class Exportable(nn.Module):
+        # Holds the plain network, not the Classifier: torch.jit.trace walks every submodule's
+        # attributes, and a LightningModule's `trainer` property raises outside a Trainer.
+        # `tta_logits` is the very function Classifier.predict_logits calls, and the parity
+        # check compares against Predictor.probabilities, so any drift would be caught.
+        def __init__(self, net: nn.Module, shift: int, mean: float, std: float):
+            super().__init__()
+            self.net, self.shift, self.mean, self.std = net, shift, mean, std
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return tta_logits(self.net, (x - self.mean) / self.std, self.shift).float().softmax(dim=-1)
+
+    model, prep = predictor.model, predictor.preprocessing
+    shift = int(model.hparams.get("tta_shift") or 0)
+    return Exportable(model.net, shift, float(prep.mean), float(prep.std)).eval()
+
+
+def parity_inputs(
+    preprocessing: Preprocessing, classes: Sequence[str], n: int = 64, seed: int = 0
+) -> np.ndarray:
+    """float32 [n, 1, H, W] in [0, 1]: half uniform noise, half the class names drawn in ink
+    and run through `preprocessing` (inputs like the real ones, with blank background)."""
+    rng = np.random.default_rng(seed)
+    size = preprocessing.image_size
+    noise = rng.random((n - n // 2, 1, size, size), dtype=np.float32)
+    font = ImageFont.load_default(size=48)
+    drawn = []
+    for i in range(n // 2):
+        image = Image.new("L", (96, 96), 255)
+        ImageDraw.Draw(image).text(
+            (20 + i % 5, 10 + i % 7), str(classes[i % len(classes)]), fill=0, font=font
+        )
+        drawn.append(preprocessing.pixels(image))
+    glyphs = np.stack(drawn).astype(np.float32)[:, None] / 255 if drawn else noise[:0]
+    return np.concatenate([noise, glyphs])
+
+
+def _write_onnx(module: nn.Module, example: Any, path: Path, opset: int | None) -> None:
+    import torch
+
+    # The dynamo exporter (torch.onnx's default since 2.9), checked here with a dynamic batch,
+    # TTA (replicate padding -> ONNX Pad mode=edge) and ensembles: < 1e-6 from PyTorch. The
+    # TorchScript-based one (dynamo=False) also worked but warns it "will be removed".
+    program = torch.onnx.export(
+        module,
+        (example,),
+        dynamo=True,
+        verbose=False,
+        opset_version=opset,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+    )
+    program.save(path, external_data=False)  # one self-contained file, whatever its size
+
+
+def _write_torchscript(module: nn.Module, example: Any, path: Path) -> None:
+    import torch
+
+    # torch.jit is deprecated in favour of torch.export, but a traced .pt is still what
+    # torch.jit.load / libtorch (C++, mobile) read without the Python code; the issue asks for it.
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*deprecated.*")
+        traced = torch.jit.trace(module, (example,), check_trace=False)  # parity is checked below
+        torch.jit.save(traced, str(path))
+
+
+def default_output(sources: Sequence[str], fmt: str) -> Path:
+    """`<run dir>/export/model.<ext>` for a checkpoint at `<run dir>/checkpoints/best.ckpt`."""
+    if len(sources) > 1:
+        raise HwrError("an ensemble has no run folder of its own; pass output=<folder>/model" + FORMATS[fmt])
+    return Path(sources[0]).resolve().parent.parent / "export" / f"model{FORMATS[fmt]}"
+
+
+def export_model(
+    ckpt_path: str | Sequence[str],
+    fmt: str = "onnx",
+    output: str | Path | None = None,
+    overwrite: bool = False,
+    *,
+    tta_shift: int | None = None,
+    opset: int | None = None,
+    parity_batch: int = 64,
+) -> dict[str, Any]:
+    """Export a checkpoint (or a list/glob: an ensemble) and check it; return the sidecar's content
+    plus `path` and `sidecar`. `tta_shift` overrides the checkpoint's test-time shifts (0: off).
+
+    Files are written under temporary names and renamed only once the parity check passed, so a
+    failed export leaves nothing behind, and existing files are kept unless `overwrite`.
+    """
+    if fmt not in FORMATS:
+        raise HwrError(f"format={fmt!r} is not supported; use format={' or format='.join(FORMATS)}")
+    import torch
+
+    from hwr.checkpoint import expand_paths
+    from hwr.inference import Predictor
+
+    sources = expand_paths(ckpt_path)
+    path = Path(output) if output else default_output(sources, fmt)
+    allowed = (".pt", ".pth") if fmt == "torchscript" else (".onnx",)
+    if path.suffix not in allowed:
+        raise HwrError(f"output={path} does not end in {' or '.join(allowed)} as a {fmt} model should")
+    sidecar = sidecar_path(path)
+    existing = [str(p) for p in (path, sidecar) if p.exists()]
+    if existing and not overwrite:
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise HwrError(f"{' and '.join(existing)} {verb}; pass overwrite=true or another output=")
+
+    predictor = Predictor.from_checkpoint(sources, device="cpu")
+    if tta_shift is not None:
+        predictor.model.hparams["tta_shift"] = int(tta_shift)
+    module = _wrapper(predictor)
+    prep, classes = predictor.preprocessing, predictor.class_names
+    size = prep.image_size
+    example = torch.rand(2, 1, size, size)  # batch 2, not 1: a batch of 1 could be specialised
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_model = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp_sidecar = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
+    try:
+        started = time.perf_counter()
+        try:
+            if fmt == "onnx":
+                _write_onnx(module, example, tmp_model, opset)
+            else:
+                _write_torchscript(module, example, tmp_model)
+        except Exception as e:  # noqa: BLE001 - an op the exporter lacks: one line, not pages of trace
+            reason = (str(e).strip().splitlines() or [""])[0][:300]
+            raise HwrError(
+                f"torch cannot export this model to {fmt} ({type(e).__name__}: {reason}); "
+                "try the other format, or tta_shift=0"
+            ) from e
+        seconds = time.perf_counter() - started
+        x = parity_inputs(prep, classes, parity_batch)
+        exported = ExportedModel(tmp_model, fmt, {"classes": classes, "preprocessing": prep.to_dict()})
+        reference = predictor.probabilities(torch.from_numpy((x - prep.mean) / prep.std)).numpy()
+        diff = float(np.abs(exported.probabilities(x) - reference).max())
+        if not diff <= TOLERANCE:  # `not <=` also catches NaN
+            raise HwrError(
+                f"the {fmt} export differs from PyTorch by {diff:.2e} (> {TOLERANCE:g}); nothing was written"
+            )
+        info = predictor.info()
+        meta = {
+            "format": fmt,
+            "file": path.name,
+            "size_bytes": tmp_model.stat().st_size,
+            "input": {
+                "name": INPUT_NAME,
+                "shape": ["N", 1, size, size],
+                "dtype": "float32",
+                "values": "pixel/255, white ink on black: Preprocessing.pixels(image) / 255",
+            },
+            "output": {
+                "name": OUTPUT_NAME,
+                "shape": ["N", len(classes)],
+                "dtype": "float32",
+                "values": "class probabilities, in the order of classes",
+            },
+            "classes": classes,
+            "preprocessing": prep.to_dict(),
+            "dataset": info["dataset"],
+            "model": info["model"],
+            "checkpoints": [str(Path(s).resolve()) for s in sources],
+            "test_acc": info["test_acc"],
+            "tta_shift": info["tta_shift"],
+            "opset": _opset(tmp_model) if fmt == "onnx" else None,
+            "parity": {
+                "max_abs_diff": diff,
+                "tolerance": TOLERANCE,
+                "inputs": len(x),
+                "reference": "hwr.inference.Predictor.probabilities",
+            },
+            "export_seconds": round(seconds, 2),
+            "hwr_version": hwr.__version__,
+            "torch_version": torch.__version__,
+        }
+        tmp_sidecar.write_text(json.dumps(meta, indent=1) + "\n")
+        os.replace(tmp_model, path)
+        os.replace(tmp_sidecar, sidecar)
+    finally:
+        for tmp in (tmp_model, tmp_sidecar):
+            tmp.unlink(missing_ok=True)
+    return {**meta, "path": str(path), "sidecar": str(sidecar)}
+
+
+def _opset(path: Path) -> int | None:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+class ExportedModel:
+    """An exported model and its sidecar JSON: predicts PIL images like `Predictor.predict`.
+
+    Needs only numpy, Pillow, hwr.preprocess and onnxruntime (or torch for TorchScript).
+    """
+
+    def __init__(self, path: str | Path, fmt: str, meta: dict[str, Any], threads: int | None = None):
+        self.path, self.format, self.meta = Path(path), fmt, meta
+        self.classes: list[str] = list(meta["classes"])
+        self.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
+        if fmt == "onnx":
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            if threads:  # a server with several workers wants 1 each; default: one per core
+                options.intra_op_num_threads = threads
+            self._session = onnxruntime.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        elif fmt == "torchscript":
+            import torch
+
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*deprecated.*")
+                self._module = torch.jit.load(str(path), map_location="cpu").eval()
+        else:
+            raise HwrError(f"{path}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int | None = None) -> ExportedModel:
+        """Load `model.onnx` / `model.pt` (or its `.json` sidecar) written by `export_model`.
+
+        `threads` caps onnxruntime's threads (TorchScript follows `torch.set_num_threads`).
+        """
+        path = Path(path)
+        if path.suffix == ".json":
+            path = path.with_suffix("")
+        sidecar = sidecar_path(path)
+        if not path.is_file() or not sidecar.is_file():
+            raise HwrError(f"{path} or {sidecar.name} is missing; export one with export.py ckpt_path=...")
+        try:
+            meta = json.loads(sidecar.read_text())
+            fmt = meta["format"]
+        except (ValueError, KeyError) as e:
+            raise HwrError(f"{sidecar} is not an export description ({e}); export the model again") from e
+        return cls(path, fmt, meta, threads)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """float32 [N, 1, H, W] (pixel/255, white ink on black) -> probabilities [N, C]."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        if self.format == "onnx":
+            return self._session.run(None, {INPUT_NAME: x})[0]
+        import torch
+
+        with torch.inference_mode():
+            return self._module(torch.from_numpy(x)).numpy()
+
+    def predict(self, images: Sequence[Image.Image], top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """The top-`top_k` (class, probability) pairs of each image, most likely first."""
+        size = self.preprocessing.image_size
+        pixels = [self.preprocessing.pixels(image) for image in images]
+        x = np.stack(pixels).astype(np.float32) / 255 if pixels else np.zeros((0, size, size), np.float32)
+        probs = self.probabilities(x[:, None])
+        k = max(1, min(top_k, len(self.classes)))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return [
+            [(self.classes[j], float(row[j])) for j in idx] for row, idx in zip(probs, order, strict=True)
+        ]
+
+
+def run(cfg: Any) -> dict[str, Any]:
+    """export.py: export `cfg.ckpt_path` as `cfg.format`, print what was written and how to use it."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise HwrError(
+            "export.py needs ckpt_path=...; e.g. ckpt_path=<run>/checkpoints/best.ckpt format=onnx"
+        )
+    ckpt = OmegaConf.to_container(cfg.ckpt_path) if OmegaConf.is_list(cfg.ckpt_path) else cfg.ckpt_path
+    result = export_model(
+        ckpt,
+        str(cfg.format),
+        cfg.get("output"),
+        bool(cfg.get("overwrite")),
+        tta_shift=cfg.get("tta_shift"),
+        opset=cfg.get("opset"),
+        parity_batch=int(cfg.get("parity_batch") or 64),
+    )
+    engine = "onnxruntime" if result["format"] == "onnx" else "TorchScript"
+    print(f"wrote {result['path']} ({result['size_bytes'] / 1e6:.2f} MB) and {result['sidecar']}")
+    print(
+        f"parity: max |{engine} - PyTorch| = {result['parity']['max_abs_diff']:.1e} on "
+        f"{result['parity']['inputs']} inputs (limit {TOLERANCE:g})"
+    )
+    print(
+        'use it: python -c "from PIL import Image; from hwr.export import ExportedModel; '
+        f"print(ExportedModel.load('{result['path']}').predict([Image.open('a.png')]))\""
+    )
+    return result
