@@ -1,7 +1,8 @@
 """Speed benchmark, in one process, arms alternated (rounds) to even out machine noise.
 
-    uv run scripts/benchmark.py [--parts data train startup] [--data mnist] [--model cnn]
-        [--batch-size 128] [--steps 100] [--device auto] [--markdown outputs/benchmark.md]
+    uv run scripts/benchmark.py [--parts data train startup tta] [--arms plain,hwr,...]
+        [--data mnist] [--model cnn] [--batch-size 128] [--steps 100] [--device auto]
+        [--extra KEY=VALUE ...] [--markdown outputs/benchmark/benchmark.md]
 
 1. data: images/s of hwr's loader vs torchvision's MNIST + DataLoader (0 and N workers). hwr is
    measured bare, with the uint8 -> float conversion and normalisation it does on every batch
@@ -9,23 +10,31 @@
    with shift/rotate/scale augmentation on top, which torchvision's arm does not do at all.
 2. train: images/s of a minimal hand-written PyTorch loop vs hwr's real training path
    (`hwr.train.train`: Lightning module, trainer, callbacks, TensorBoard logging), same
-   network, optimiser, data and batch size; the ratio is hwr's step time over the loop's.
+   network, optimiser, data and batch size; the ratio is each arm's step time over the
+   loop's. `--arms` adds hwr with one switch each: hwr_quiet (no logger, no progress bar:
+   the logging overhead), hwr_bf16, hwr_channels_last, hwr_compile, and on a GPU
+   hwr_on_device / hwr_on_host (data.on_device=true / false).
 3. startup: seconds from launching `python train.py` to its first training step.
-(GPU-only arms - bf16, channels_last, torch.compile, time-to-accuracy - are not here yet.)
+4. tta (time to accuracy): experiment=mnist_cnn with the data resident on the device,
+   training seconds until test accuracy >= 99.0% and >= 99.5%, testing every --tta-every
+   steps off the clock. --tta-max-steps caps it (smoke runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import platform
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import lightning as L
 import torch
 
+from hwr.benchmark import ARMS
 from hwr.data.base import default_data_dir
 from hwr.data.mnist import MNISTDataModule
 
@@ -103,27 +112,75 @@ def data_path(args: argparse.Namespace) -> list[str]:
 
 
 def training(args: argparse.Namespace, overrides: list[str], device: str) -> list[str]:
-    """Markdown lines of the plain-loop vs hwr training table."""
-    from hwr.benchmark import training_arms
+    """Markdown lines of the training table: the plain loop and each hwr arm."""
+    from hwr.benchmark import GPU_ONLY, arm_label, rounds_json, training_arms
 
-    r = training_arms(overrides, args.steps, args.warmup, args.rounds, device)
-    return [
+    skipped = [a for a in args.arms if a in GPU_ONLY and device != "cuda"]
+    arms = [a for a in args.arms if a not in skipped]
+    results = training_arms(overrides, arms, args.steps, args.warmup, args.rounds, device)
+    best = {arm: max(values) for arm, values in results.items()}
+    reference = best.get("plain", best.get("hwr"))
+    lines = [
         f"### Training: {' '.join(overrides)}, {args.steps} steps after {args.warmup} warm-up, "
-        f"best of {args.rounds} rounds (images/s per round: {r['rounds']})",
+        f"best of {args.rounds} rounds (images/s per round: {rounds_json(results)})",
         "",
-        "| training path | images/s | step time vs plain loop |",
+        f"| training path | images/s | step time vs {'plain loop' if 'plain' in best else 'hwr'} |",
         "|---|---:|---:|",
-        f"| plain PyTorch loop (same net, optimiser, batches) | {r['plain_images_per_s']:,.0f} | 1.00x |",
-        f"| hwr train.py path (Lightning, callbacks, logging) | {r['hwr_images_per_s']:,.0f} "
-        f"| {r['hwr_step_time_ratio']:.2f}x |",
     ]
+    lines += [f"| {arm_label(arm)} | {v:,.0f} | {reference / v:.2f}x |" for arm, v in best.items()]
+    lines.append("")
+    for arm in skipped:
+        lines.append(f"- skipped {arm}: needs a GPU (on a CPU the data already lives where the model is)")
+    if "hwr" in best and "hwr_quiet" in best:
+        step_ms, quiet_ms = (1000 * args.batch_size / best[a] for a in ("hwr", "hwr_quiet"))
+        lines.append(
+            f"- logging + progress bar overhead: {step_ms - quiet_ms:+.2f} ms per step, "
+            f"{100 * (step_ms - quiet_ms) / quiet_ms:+.1f}% of a step (target < 2%)"
+        )
+    return lines
+
+
+def time_to_acc(args: argparse.Namespace, device: str) -> list[str]:
+    """Markdown lines of the time-to-accuracy table."""
+    from hwr.benchmark import time_to_accuracy
+
+    overrides = [
+        "experiment=mnist_cnn",
+        f"paths.data_dir={args.data_dir}",
+        f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
+        f"trainer.max_epochs={args.tta_epochs}",
+        "data.on_device=true",
+        *args.extra,
+    ]
+    r = time_to_accuracy(overrides, args.tta_every, args.tta_max_seconds, args.tta_max_steps)
+    last = r["points"][-1]
+    lines = [
+        f"### Time to accuracy: {' '.join(overrides[:1] + overrides[2:])}, test set every "
+        f"{args.tta_every} steps (off the clock)",
+        "",
+        "| test accuracy | training seconds | step | epoch |",
+        "|---|---:|---:|---:|",
+    ]
+    for target in (0.99, 0.995):
+        p = r["reached"].get(target)
+        cells = f"{p['train_s']:.1f} | {p['step']} | {p['epoch'] + 1}" if p else "not reached | | "
+        lines.append(f"| {100 * target:.1f}% | {cells} |")
+    lines += ["", f"Last test: {100 * last['acc']:.2f}% after {last['train_s']:.1f} s, step {last['step']}."]
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--parts", nargs="+", choices=["data", "train", "startup"], default=["data", "train", "startup"]
+        "--parts",
+        nargs="+",
+        choices=["data", "train", "startup", "tta"],
+        default=["data", "train", "startup", "tta"],
     )
+    parser.add_argument(
+        "--arms", nargs="+", default=[",".join(ARMS)], help=f"training arms: {', '.join(ARMS)}"
+    )
+    parser.add_argument("--extra", nargs="*", default=[], help="config overrides for every train/tta run")
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--data", default="mnist", help="data config for train/startup")
     parser.add_argument("--model", default="cnn", help="model config for train/startup")
@@ -134,8 +191,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="data path: seconds per arm and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--tta-epochs", type=int, default=5, help="tta: length of the OneCycle schedule")
+    parser.add_argument("--tta-every", type=int, default=100, help="tta: test every N training steps")
+    parser.add_argument(
+        "--tta-max-seconds", type=float, default=0, help="tta: stop after N training s (0: never)"
+    )
+    parser.add_argument(
+        "--tta-max-steps", type=int, default=0, help="tta: stop after N steps (0: never; smoke)"
+    )
     parser.add_argument("--markdown", type=Path, default=Path("outputs/benchmark/benchmark.md"))
     args = parser.parse_args()
+    args.arms = [a for item in args.arms for a in item.split(",") if a]
+    unknown = sorted(set(args.arms) - set(ARMS))
+    if unknown:
+        parser.error(f"unknown arms {', '.join(unknown)}; choose from {', '.join(ARMS)}")
     args.data_dir = args.data_dir.resolve()  # the start-up arm runs train.py in another folder
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     overrides = [
@@ -144,24 +213,33 @@ def main() -> None:
         f"data.batch_size={args.batch_size}",
         f"paths.data_dir={args.data_dir}",
         f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
+        *args.extra,
     ]
     machine = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    lines = [f"## hwr benchmark: {machine}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}", ""]
+    versions = f"Python {platform.python_version()}, torch {torch.__version__}, lightning {L.__version__}"
+    lines = [f"## hwr benchmark: {machine}, {versions}, {time.strftime('%Y-%m-%d')}", ""]
+    args.markdown.parent.mkdir(parents=True, exist_ok=True)
+
+    def report(part: list[str]) -> None:
+        """Print a finished part and rewrite the markdown, so a long run keeps what it measured."""
+        lines.extend([*part, ""])
+        print("\n" + "\n".join(part) + "\n", flush=True)
+        args.markdown.write_text("\n".join(lines))
+
     if "data" in args.parts:
-        lines += [*data_path(args), ""]
+        report(data_path(args))
     if "train" in args.parts:
-        lines += [*training(args, overrides, device), ""]
+        report(training(args, overrides, device))
     if "startup" in args.parts:
         from hwr.benchmark import startup_seconds
 
         seconds = [startup_seconds(overrides, args.data_dir) for _ in range(args.rounds)]
         runs = ", ".join(f"{s:.1f}" for s in seconds)
         best = f"{min(seconds):.1f} s (best of {args.rounds}: {runs})"
-        lines += ["### Start-up", "", f"`python train.py` launch to first training step: {best}", ""]
-    text = "\n".join(lines)
-    print("\n" + text)
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text(text)
+        report(["### Start-up", "", f"`python train.py` launch to first training step: {best}"])
+    if "tta" in args.parts:
+        report(time_to_acc(args, device))
+    print("\n" + "\n".join(lines))
     print(f"written: {args.markdown}")
 
 

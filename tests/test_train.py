@@ -268,7 +268,8 @@ def test_benchmark_smoke(data_dir, tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--data-dir", str(data_dir),
          "--seconds", "0.2", "--rounds", "1", "--workers", "0", "--steps", "3", "--warmup", "1",
-         "--model", "mlp", "--markdown", str(tmp_path / "bench.md")],
+         "--model", "mlp", "--markdown", str(tmp_path / "bench.md"),
+         "--parts", "data", "train", "startup", "--arms", "plain,hwr"],  # more arms: test_speed.py
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]

@@ -1,9 +1,12 @@
 """Training-speed measurements for scripts/benchmark.py: hwr's real training path against a
-minimal hand-written PyTorch loop on the same network, data and batches, and start-up time.
+minimal hand-written PyTorch loop on the same network, data and batches; the speed switches
+(bf16, channels_last, torch.compile, device-resident data) and logging as extra hwr arms;
+time to a test accuracy; and start-up time.
 
-The hwr arm is `hwr.train.train` itself (the Lightning module, trainer, callbacks and loggers
-as train.py builds them, logging on); a `StepTimer` callback added through the config times
-the training steps after a warm-up, so start-up, validation and testing are not counted.
+Every hwr arm is `hwr.train.train` itself (the Lightning module, trainer, callbacks and
+loggers as train.py builds them) with the arm's config overrides; a `StepTimer` callback added
+through the config times the training steps after a warm-up, so start-up (and compilation),
+validation and testing are not counted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,34 @@ from hydra import compose, initialize_config_dir
 from hwr.train import CONFIG_DIR, build_model, train
 
 ROOT = Path(CONFIG_DIR).parent
+# Training arms: config overrides on top of the benchmark's own ("plain" is the hand-written loop).
+ARMS: dict[str, list[str]] = {
+    "plain": [],
+    "hwr": [],
+    "hwr_quiet": [
+        "~logger",
+        "callbacks.progress_bar=null",
+        "callbacks.lr_monitor=null",  # it refuses to run without a logger
+        "+trainer.enable_progress_bar=false",
+    ],
+    "hwr_bf16": ["trainer.precision=bf16-mixed"],
+    "hwr_channels_last": ["model.channels_last=true"],
+    "hwr_compile": ["model.compile=true"],
+    "hwr_on_device": ["data.on_device=true"],
+    "hwr_on_host": ["data.on_device=false"],
+}
+LABELS = {
+    "plain": "plain PyTorch loop (same net, optimiser, batches)",
+    "hwr": "hwr train.py path (Lightning, callbacks, logging)",
+    "hwr_quiet": "hwr, logger=false, no progress bar",
+}
+# On a CPU the data already lives where the model is: on_device true/false are the same run.
+GPU_ONLY = {"hwr_on_device", "hwr_on_host"}
+
+
+def arm_label(arm: str) -> str:
+    """The table row name of a training arm."""
+    return LABELS.get(arm) or "hwr, " + " ".join(ARMS[arm])
 
 
 class StepTimer(L.Callback):
@@ -61,6 +92,7 @@ def training_config(overrides: list[str], out: Path):
 
 def hwr_images_per_second(overrides: list[str], steps: int, warmup: int) -> float:
     """Images/s of train.py's own training path over `steps` steps after `warmup`."""
+    torch._dynamo.reset()  # each compile arm compiles afresh (and stays under dynamo's cache limit)
     with tempfile.TemporaryDirectory() as tmp:
         timer = [
             "+callbacks.step_timer._target_=hwr.benchmark.StepTimer",
@@ -121,13 +153,117 @@ def startup_seconds(overrides: list[str], data_dir: Path) -> float:
         return float(marker.read_text())
 
 
-def training_arms(overrides: list[str], steps: int, warmup: int, rounds: int, device: str) -> dict[str, Any]:
-    """Alternate the plain loop and hwr for `rounds`; best images/s of each and their ratio."""
-    plain, hwr = [], []
+def training_arms(
+    overrides: list[str], arms: list[str], steps: int, warmup: int, rounds: int, device: str
+) -> dict[str, list[float]]:
+    """Images/s of each arm in each round, the arms alternated within every round."""
+    results: dict[str, list[float]] = {arm: [] for arm in arms}
     for _ in range(rounds):
-        plain.append(plain_images_per_second(overrides, steps, warmup, device))
-        hwr.append(hwr_images_per_second(overrides, steps, warmup))
-    result = {"plain_images_per_s": max(plain), "hwr_images_per_s": max(hwr)}
-    result["hwr_step_time_ratio"] = result["plain_images_per_s"] / result["hwr_images_per_s"]
-    result["rounds"] = json.dumps({"plain": [round(v) for v in plain], "hwr": [round(v) for v in hwr]})
-    return result
+        for arm in arms:
+            if arm == "plain":
+                results[arm].append(plain_images_per_second(overrides, steps, warmup, device))
+            else:
+                results[arm].append(hwr_images_per_second([*overrides, *ARMS[arm]], steps, warmup))
+    return results
+
+
+def rounds_json(results: dict[str, list[float]]) -> str:
+    """Every round's images/s, for the table heading."""
+    return json.dumps({arm: [round(v) for v in values] for arm, values in results.items()})
+
+
+@torch.no_grad()
+def test_accuracy(model: L.LightningModule, dm) -> float:
+    """Top-1 accuracy of `model` on the DataModule's test set (eval mode, restored after)."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for images, labels in dm.test_dataloader():
+        x = dm.transform_batch(images.to(model.device, non_blocking=True), train=False)
+        correct += int((model(x).argmax(dim=1) == labels.to(model.device)).sum())
+        total += len(labels)
+    model.train(was_training)
+    return correct / total
+
+
+class TimeToAccuracy(L.Callback):
+    """Tests the model every `every` training steps (and when training ends) on a clock of
+    training time only: its own test passes and Lightning's validation are left out.
+
+    Stops training once every target accuracy is reached or `max_seconds` of training time
+    have passed. The result lands in `TimeToAccuracy.last` (read by the benchmark).
+    """
+
+    last: dict[str, Any] = {}
+
+    def __init__(self, every: int = 100, targets: tuple[float, ...] = (0.99, 0.995), max_seconds: float = 0):
+        self.every, self.targets, self.max_seconds = every, tuple(targets), max_seconds
+        self.t0: float | None = None
+        self.paused_at: float | None = None
+        self.excluded = 0.0
+
+    def _now(self, device: torch.device) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the clock must not stop before the GPU does
+        return time.perf_counter()
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        trainer.datamodule.setup("test")  # loaded (and moved to the device) before the clock starts
+        TimeToAccuracy.last = {"points": [], "reached": {}}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self.t0 is None:
+            self.t0 = self._now(pl_module.device)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if self.t0 is not None and not trainer.sanity_checking:
+            self.paused_at = self._now(pl_module.device)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self.paused_at is not None:
+            self.excluded += self._now(pl_module.device) - self.paused_at
+            self.paused_at = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if trainer.global_step % self.every == 0:
+            self._test(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        points = TimeToAccuracy.last["points"]
+        if self.t0 is not None and (not points or points[-1]["step"] != trainer.global_step):
+            self._test(trainer, pl_module)
+
+    def _test(self, trainer, pl_module) -> None:
+        paused = self._now(pl_module.device)
+        seconds = paused - self.t0 - self.excluded
+        acc = test_accuracy(pl_module, trainer.datamodule)
+        self.excluded += self._now(pl_module.device) - paused
+        point = {"step": trainer.global_step, "epoch": trainer.current_epoch, "train_s": seconds, "acc": acc}
+        TimeToAccuracy.last["points"].append(point)
+        reached = TimeToAccuracy.last["reached"]
+        for target in self.targets:
+            if acc >= target and target not in reached:
+                reached[target] = point
+        if len(reached) == len(self.targets) or (self.max_seconds and seconds >= self.max_seconds):
+            trainer.should_stop = True
+
+
+def time_to_accuracy(overrides: list[str], every: int, max_seconds: float, max_steps: int) -> dict[str, Any]:
+    """Train MNIST with `overrides` through train.py's path; the TimeToAccuracy record.
+
+    `max_steps` > 0 caps the run (smoke mode); the schedule still spans trainer.max_epochs.
+    """
+    torch._dynamo.reset()
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = [
+            "+callbacks.time_to_acc._target_=hwr.benchmark.TimeToAccuracy",
+            f"+callbacks.time_to_acc.every={every}",
+            f"+callbacks.time_to_acc.max_seconds={max_seconds}",
+            "callbacks.early_stopping=null",
+            "test=false",
+        ]
+        if max_steps > 0:
+            extra.append(f"+trainer.max_steps={max_steps}")
+        TimeToAccuracy.last = {}
+        train(training_config([*overrides, *extra], Path(tmp)))
+        return TimeToAccuracy.last

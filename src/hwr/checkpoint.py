@@ -30,6 +30,7 @@ LOCAL_KEYS = (
     "decode_workers",
     "batch_size",
     "eval_batch_size",
+    "on_device",
 )
 
 

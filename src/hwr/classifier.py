@@ -54,6 +54,10 @@ class Classifier(L.LightningModule):
         label_smoothing: cross-entropy label smoothing.
         tta_shift: test-time augmentation: test and predict average the predictions over the
             image shifted by -tta_shift, 0, +tta_shift pixels each way (9 views); 0 is off.
+        channels_last: keep conv weights and 4-D input batches in channels_last memory
+            format (faster convolutions on tensor-core GPUs; a no-op for the MLP).
+        compile: `torch.compile` the network when fitting starts, for training and
+            validation steps. Checkpoints keep plain parameter names either way.
     """
 
     def __init__(
@@ -67,6 +71,8 @@ class Classifier(L.LightningModule):
         scheduler_interval: str = "epoch",
         label_smoothing: float = 0.0,
         tta_shift: int = 0,
+        channels_last: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
@@ -76,6 +82,9 @@ class Classifier(L.LightningModule):
         self.net: nn.Module = hydra.utils.instantiate(
             net, input_shape=input_shape, num_classes=num_classes, _convert_="all"
         )
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)  # only 4-D (conv) weights change
+        self._compiled: nn.Module | None = None  # set in on_fit_start when `compile`
         self.metrics = nn.ModuleDict({s: build_metrics(num_classes) for s in ("train_", "val_", "test_")})
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # saved in checkpoints: a resumed run keeps its best
@@ -85,12 +94,26 @@ class Classifier(L.LightningModule):
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch in the memory format the network was set up for."""
+        if self.hparams.get("channels_last") and x.ndim == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        net = self._compiled if self._compiled is not None else self.net
+        return net(self._input(x))
 
     def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (or log-probabilities) for testing and prediction, with test-time shifts if set."""
-        return tta_logits(self.net, x, int(self.hparams.get("tta_shift") or 0))
+        return tta_logits(self.net, self._input(x), int(self.hparams.get("tta_shift") or 0))
+
+    def on_fit_start(self) -> None:
+        if self.hparams.get("compile") and self._compiled is None:
+            # Kept out of nn.Module's registry (object.__setattr__): the compiled wrapper shares
+            # self.net's parameters, and registering it would add `_compiled._orig_mod.*`
+            # duplicates to every checkpoint's state dict.
+            object.__setattr__(self, "_compiled", torch.compile(self.net))
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         """Loss and metrics of one batch; returns the loss (train) or the logits (val/test)."""

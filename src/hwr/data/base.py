@@ -8,12 +8,16 @@ A subclass only says where its files are and how to decode them into a uint8 ten
 - the validation split is carved from the training pool with a fixed seed, stratified by
   class (or by writer, so no writer is in two parts);
 - uint8 -> float, augmentation and normalisation run on the whole batch on the device it
-  lands on, in `on_after_batch_transfer`.
+  lands on, in `on_after_batch_transfer`;
+- with `on_device` (default `auto`: on a GPU when the data fits) the uint8 tensors live on
+  the training device itself, so a batch is one index on the GPU: no workers, no pinned
+  host copies, no per-step transfer.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +52,17 @@ class LabelledImages:
         groups = None if self.groups is None else self.groups[index]
         return LabelledImages(self.images[index], self.labels[index], groups)
 
+    def to(self, device: torch.device) -> LabelledImages:
+        """The same data on `device` (itself when it is already there)."""
+        if self.images.device == device:
+            return self
+        groups = None if self.groups is None else self.groups.to(device)
+        return LabelledImages(self.images.to(device), self.labels.to(device), groups)
+
+    @property
+    def nbytes(self) -> int:
+        return self.images.nbytes + self.labels.nbytes
+
 
 class IndexedImages(Dataset):
     """A map-style dataset that serves a whole batch with one tensor index (`__getitems__`).
@@ -66,13 +81,29 @@ class IndexedImages(Dataset):
         return self.images[i], self.labels[i]
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(indices, dtype=torch.long)
+        # The index must live where the data lives (a GPU tensor cannot take a CPU index
+        # cheaply); samplers hand over plain ints, whatever the data's device.
+        index = torch.as_tensor(indices, dtype=torch.long, device=self.images.device)
         return self.images[index], self.labels[index]
 
 
 def keep_batch(batch):
     """collate_fn for IndexedImages: the batch arrives already stacked."""
     return batch
+
+
+# `on_device: auto` keeps the data on the GPU when it takes at most this share of the free
+# memory: EMNIST byclass (the largest set, 0.65 GB) fits any current GPU many times over,
+# and the rest stays for the network's activations.
+AUTO_MAX_SHARE = 0.25
+
+
+def parse_on_device(value: bool | str) -> bool | str:
+    """`data.on_device` as `"auto"`, True or False (also accepts the strings "true"/"false")."""
+    text = str(value).strip().lower()
+    if text in ("auto", "true", "false"):
+        return {"auto": "auto", "true": True, "false": False}[text]
+    raise HwrError(f"data.on_device={value!r} is not allowed; use auto, true or false")
 
 
 def split_indices(
@@ -114,6 +145,10 @@ class CharDataModule(L.LightningDataModule, ABC):
         augment: ranges for `AugmentConfig` (shift px, rotate deg, scale), training only.
         num_workers: DataLoader workers; 0 is fastest for in-memory tensors.
         pin_memory: pin host batches for faster GPU copies (default: when CUDA is present).
+        on_device: keep the whole dataset on the trainer's root device: `true` always (on a
+            CPU trainer that is the CPU), `false` never, `auto` when that device is a GPU and
+            the data takes at most AUTO_MAX_SHARE of its free memory. Resident data forces
+            num_workers=0 and pin_memory=False. Without a trainer the data stays on the CPU.
     """
 
     name = "chars"
@@ -132,8 +167,10 @@ class CharDataModule(L.LightningDataModule, ABC):
         augment: Mapping[str, float] | None = None,
         num_workers: int = 0,
         pin_memory: bool | None = None,
+        on_device: bool | str = "auto",
     ):
         super().__init__()
+        on_device = parse_on_device(on_device)
         # Plain types only in hparams: checkpoints then load with torch.load(weights_only=True).
         augment = {k: float(v) for k, v in dict(augment or {}).items()}
         self.save_hyperparameters(logger=False)
@@ -150,6 +187,10 @@ class CharDataModule(L.LightningDataModule, ABC):
             raise HwrError(f"data.augment accepts shift, rotate, scale, elastic, elastic_sigma: {e}") from e
         self.num_workers = num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.on_device = on_device
+        self.hparams["on_device"] = on_device  # the parsed value, not the string "true"
+        self.resident: torch.device | None = None  # where the data lives when on_device applies
+        self._warned_workers = False
         self.train_set: LabelledImages | None = None
         self.val_set: LabelledImages | None = None
         self.test_set: LabelledImages | None = None
@@ -193,6 +234,40 @@ class CharDataModule(L.LightningDataModule, ABC):
             self.train_set, self.val_set = pool.subset(keep), pool.subset(held)
         if stage in ("test", "predict", None) and self.test_set is None:
             self.test_set = self._checked(self.load_test(), "test")
+        self._place()
+
+    def _resident_device(self) -> torch.device | None:
+        """The device the data should live on, or None for host memory (see `on_device`)."""
+        trainer = self.trainer
+        if self.on_device is False or trainer is None:
+            return None
+        device = trainer.strategy.root_device
+        if self.on_device is True:
+            return device
+        if device.type != "cuda":
+            return None  # auto: on a CPU trainer the data is already where the model is
+        sets = [s for s in (self.train_set, self.val_set, self.test_set) if s is not None]
+        free, _total = torch.cuda.mem_get_info(device)
+        resident = sum(s.nbytes for s in sets if s.images.device == device)
+        needed = sum(s.nbytes for s in sets) - resident
+        return device if needed <= AUTO_MAX_SHARE * (free + resident) else None
+
+    def _place(self) -> None:
+        """Move the loaded sets to the resident device (or back to the host)."""
+        device = self._resident_device()
+        target = device if device is not None else torch.device("cpu")
+        for name in ("train_set", "val_set", "test_set"):
+            data = getattr(self, name)
+            if data is not None:
+                setattr(self, name, data.to(target))
+        self.resident = device
+        if device is not None and self.num_workers > 0 and not self._warned_workers:
+            self._warned_workers = True
+            warnings.warn(
+                f"data.on_device keeps the dataset on {device}: data.num_workers={self.num_workers} "
+                "is ignored (batches are one index on the device; set data.num_workers=0)",
+                stacklevel=2,
+            )
 
     def _checked(self, data: LabelledImages, part: str) -> LabelledImages:
         if len(data) == 0:
@@ -213,6 +288,7 @@ class CharDataModule(L.LightningDataModule, ABC):
     def _loader(self, data: LabelledImages | None, batch_size: int, shuffle: bool) -> DataLoader:
         if data is None:
             raise RuntimeError("call setup() before asking for a dataloader")
+        resident = data.images.device.type != "cpu" or self.resident is not None
         return DataLoader(
             IndexedImages(data),
             batch_size=batch_size,
@@ -220,9 +296,10 @@ class CharDataModule(L.LightningDataModule, ABC):
             # Training drops the ragged last batch: a batch of 1 breaks BatchNorm.
             drop_last=shuffle and len(data) > batch_size,
             collate_fn=keep_batch,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            # Device-resident data: workers could not serve GPU tensors, and pinning is for host memory.
+            num_workers=0 if resident else self.num_workers,
+            pin_memory=False if resident else self.pin_memory,
+            persistent_workers=self.num_workers > 0 and not resident,
         )
 
     def train_dataloader(self) -> DataLoader:
