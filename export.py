@@ -5,7 +5,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from hwr.errors import HwrError
+from hwr.errors import user_errors
 from hwr.export import run
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
@@ -14,10 +14,8 @@ CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point: a user error becomes `error: ...` on stderr and exit status 1."""
-    try:
+    with user_errors():
         run(cfg)
-    except HwrError as e:
-        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from hwr.data.base import CharDataModule
-from hwr.errors import HwrError
+from hwr.errors import HwrError, user_errors
 from hwr.report import MAX_MISTAKES, TestOutputs, write_report
 from hwr.train import CONFIG_DIR
-from hwr.utils.run import hydra_overrides, print_metrics, start_run, user_errors, write_metrics
+from hwr.utils.run import hydra_overrides, print_metrics, start_run, write_metrics
 
 log = logging.getLogger("hwr")
 

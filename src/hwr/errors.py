@@ -1,4 +1,7 @@
-"""The one exception type that entry points turn into a one-line message."""
+"""The one exception type that entry points turn into a one-line message, and how they do it."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class HwrError(Exception):
@@ -17,3 +20,18 @@ def root_cause(error: BaseException) -> BaseException:
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         error = error.__cause__
     return error
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn an HwrError (also one raised in a config's constructor) into `error: <message>` on
+    stderr and exit status 1, without a traceback; any other exception passes through."""
+    try:
+        yield
+    except HwrError as e:
+        raise SystemExit(f"error: {e}") from None
+    except Exception as e:
+        cause = root_cause(e)
+        if isinstance(cause, HwrError):
+            raise SystemExit(f"error: {cause}") from None
+        raise

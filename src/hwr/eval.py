@@ -16,10 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from hwr.checkpoint import SPLIT_KEYS, datamodule_config, expand_paths, load_models
 from hwr.data.base import CharDataModule
-from hwr.errors import HwrError
+from hwr.errors import HwrError, user_errors
 from hwr.train import CONFIG_DIR
 from hwr.utils.config import flat_hparams
-from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run, user_errors
+from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run
 from hwr.utils.sweep import run_task
 
 log = logging.getLogger("hwr")

@@ -24,9 +24,9 @@ from omegaconf import DictConfig  # noqa: E402
 
 from hwr.data.augment import random_affine  # noqa: E402
 from hwr.data.base import CharDataModule, LabelledImages  # noqa: E402
-from hwr.errors import HwrError  # noqa: E402
+from hwr.errors import HwrError, user_errors  # noqa: E402
 from hwr.train import CONFIG_DIR  # noqa: E402
-from hwr.utils.run import start_run, user_errors  # noqa: E402
+from hwr.utils.run import start_run  # noqa: E402
 
 log = logging.getLogger("hwr")
 

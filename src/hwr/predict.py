@@ -19,7 +19,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from hwr.errors import HwrError
+from hwr.errors import HwrError, user_errors
 from hwr.inference import Prediction, Predictor
 from hwr.preprocess import load_image
 
@@ -165,9 +165,7 @@ def print_table(rows: list[dict], summary: str) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
-    try:
+    with user_errors():
         status = run(cfg)
-    except HwrError as e:
-        raise SystemExit(f"error: {e}") from None
     if status:
         raise SystemExit(status)

@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from hwr.errors import HwrError
+from hwr.errors import HwrError, user_errors
 from hwr.inference import Predictor
 from hwr.preprocess import ImageTooLarge, load_image
 
@@ -265,7 +265,5 @@ def run(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="serve")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
-    try:
+    with user_errors():
         run(cfg)
-    except HwrError as e:
-        raise SystemExit(f"error: {e}") from None

@@ -14,11 +14,11 @@ from omegaconf import DictConfig, open_dict
 
 from hwr.classifier import Classifier
 from hwr.data.base import CharDataModule
-from hwr.errors import HwrError
+from hwr.errors import HwrError, user_errors
 from hwr.utils import ddp
 from hwr.utils.config import flat_hparams
 from hwr.utils.resume import register_resolvers, resume_config
-from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run, user_errors
+from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run
 from hwr.utils.sweep import run_task
 
 log = logging.getLogger("hwr")

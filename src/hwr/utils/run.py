@@ -9,8 +9,7 @@ import logging
 import math
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,34 +18,16 @@ import lightning as L
 import rich
 import rich.table
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-from hwr.errors import HwrError
 from hwr.report import write_report
 from hwr.utils.config import print_config_tree
 
 log = logging.getLogger("hwr")
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn HwrError into a one-line message on stderr and exit status 1."""
-    try:
-        yield
-    except InstantiationException as e:  # Hydra wraps errors raised in constructors
-        cause = e.__cause__
-        while cause is not None and not isinstance(cause, HwrError):
-            cause = cause.__cause__
-        if cause is None:
-            raise
-        raise SystemExit(f"error: {cause}") from None
-    except HwrError as e:
-        raise SystemExit(f"error: {e}") from None
 
 
 def instantiate_group(cfg: DictConfig | None) -> list[Any]:
