@@ -307,9 +307,7 @@ class ExportedModel:
 
     def predict(self, images: Sequence[Image.Image], top_k: int = 5) -> list[list[tuple[str, float]]]:
         """The top-`top_k` (class, probability) pairs of each image, most likely first."""
-        size = self.preprocessing.image_size
-        pixels = [self.preprocessing.pixels(image) for image in images]
-        x = np.stack(pixels).astype(np.float32) / 255 if pixels else np.zeros((0, size, size), np.float32)
+        x = self.preprocessing.stack(images).astype(np.float32) / 255
         probs = self.probabilities(x[:, None])
         k = max(1, min(top_k, len(self.classes)))
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
@@ -326,9 +324,8 @@ def run(cfg: Any) -> dict[str, Any]:
         raise HwrError(
             "export.py needs ckpt_path=...; e.g. ckpt_path=<run>/checkpoints/best.ckpt format=onnx"
         )
-    ckpt = OmegaConf.to_container(cfg.ckpt_path) if OmegaConf.is_list(cfg.ckpt_path) else cfg.ckpt_path
     result = export_model(
-        ckpt,
+        cfg.ckpt_path,  # a path, a glob or a list: expand_paths takes a ListConfig as it is
         str(cfg.format),
         cfg.get("output"),
         bool(cfg.get("overwrite")),

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from hwr.errors import HwrError, user_errors
 from hwr.inference import Prediction, Predictor
@@ -109,11 +109,8 @@ def run(cfg: DictConfig) -> int:
     output = Path(cfg.output) if cfg.get("output") else None
     if output is not None and output.exists() and not cfg.get("overwrite"):
         raise HwrError(f"{output} exists; pass overwrite=true or another output=")
-    inputs = list(cfg.inputs) if isinstance(cfg.inputs, ListConfig) else cfg.inputs
-    paths = collect_inputs(inputs)
-    predictor = Predictor.from_checkpoint(
-        list(cfg.ckpt_path) if isinstance(cfg.ckpt_path, ListConfig) else cfg.ckpt_path, cfg.device
-    )
+    paths = collect_inputs(cfg.inputs)  # a ListConfig is a sequence like any other
+    predictor = Predictor.from_checkpoint(cfg.ckpt_path, cfg.device)
     if cfg.get("tta_shift") is not None:
         predictor.model.hparams.tta_shift = int(cfg.tta_shift)
     results = predict_files(predictor, paths, int(cfg.top_k))

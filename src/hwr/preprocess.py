@@ -233,13 +233,15 @@ class Preprocessing:
         x = x.reshape(-1, 1, *x.shape[-2:])
         return ((x - self.mean) / self.std).astype(np.float32)
 
+    def stack(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Images -> uint8 pixels [N, H, W] (N may be 0)."""
+        if not images:
+            return np.zeros((0, self.image_size, self.image_size), dtype=np.uint8)
+        return np.stack([self.pixels(image) for image in images])
+
     def batch(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         """Images -> (uint8 pixels [N, H, W], model input [N, 1, H, W])."""
-        pixels = (
-            np.stack([self.pixels(image) for image in images])
-            if images
-            else np.zeros((0, self.image_size, self.image_size), dtype=np.uint8)
-        )
+        pixels = self.stack(images)
         return pixels, self.normalise(pixels)
 
 

@@ -250,12 +250,11 @@ def run(cfg: DictConfig) -> None:
 
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise HwrError("serve.py needs ckpt_path=...; e.g. ckpt_path=<run>/checkpoints/best.ckpt")
-    ckpt = OmegaConf.to_container(cfg.ckpt_path) if OmegaConf.is_list(cfg.ckpt_path) else cfg.ckpt_path
     # One image per request: intra-op threads buy nothing on a batch of one, and with the cores
     # busy OpenMP's waiting threads turned a 0.3 ms forward pass into ~80 ms (measured here).
     # Requests run side by side in the thread pool instead (`workers`).
     torch.set_num_threads(1)
-    predictor = Predictor.from_checkpoint(ckpt, cfg.device)  # type: ignore[arg-type]
+    predictor = Predictor.from_checkpoint(cfg.ckpt_path, cfg.device)
     app = create_app(predictor, int(cfg.top_k), int(float(cfg.max_upload_mb) * MB), int(cfg.workers))
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: host={cfg.host} makes the page reachable from other machines; there is no login")
