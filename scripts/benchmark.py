@@ -1,6 +1,6 @@
 """Speed benchmark, in one process, arms alternated (rounds) to even out machine noise.
 
-    uv run scripts/benchmark.py [--parts data train startup tta] [--arms plain,hwr,...]
+    uv run scripts/benchmark.py [--parts data train ops startup tta speedrun] [--arms plain,hwr,...]
         [--data mnist] [--model cnn] [--batch-size 128] [--steps 100] [--device auto]
         [--extra KEY=VALUE ...] [--markdown outputs/benchmark/benchmark.md]
 
@@ -8,16 +8,23 @@
    measured bare, with the uint8 -> float conversion and normalisation it does on every batch
    (the like-for-like arm: torchvision's is the usual per-sample `ToTensor + Normalize`), and
    with shift/rotate/scale augmentation on top, which torchvision's arm does not do at all.
-2. train: images/s of a minimal hand-written PyTorch loop vs hwr's real training path
-   (`hwr.train.train`: Lightning module, trainer, callbacks, TensorBoard logging), same
-   network, optimiser, data and batch size; the ratio is each arm's step time over the
-   loop's. `--arms` adds hwr with one switch each: hwr_quiet (no logger, no progress bar:
-   the logging overhead), hwr_bf16, hwr_channels_last, hwr_compile, and on a GPU
-   hwr_on_device / hwr_on_host (data.on_device=true / false).
-3. startup: seconds from launching `python train.py` to its first training step.
-4. tta (time to accuracy): experiment=mnist_cnn with the data resident on the device,
+2. train: images/s of the hand-written PyTorch loop (`hwr.bench.plain_loop`) vs hwr's real training
+   path (`hwr.train.train`: Lightning module, trainer, callbacks, TensorBoard logging) on the
+   same config; the ratio is each arm's step time over the loop's. `--arms` adds hwr with one
+   switch each: hwr_quiet (no logger, no progress bar: the logging overhead), hwr_fused,
+   hwr_bf16, hwr_channels_last, hwr_compile (mode default), hwr_compile_ro
+   (reduce-overhead: CUDA graphs), and on a GPU hwr_on_device / hwr_on_host and
+   hwr_gpu_fast(_ro) (trainer=gpu_fast); plain_<switch> is the plain loop with the same
+   switch, and each hwr_<switch> is also compared with its plain_<switch>.
+3. ops: aten ops dispatched per training step, plain loop vs hwr (exact; the CPU proxy of
+   per-step overhead), for each of --ops-models, and the host reads among them.
+4. startup: seconds from launching `python train.py` to its first training step.
+5. tta (time to accuracy): experiment=mnist_cnn with the data resident on the device,
    training seconds until test accuracy >= 99.0% and >= 99.5%, testing every --tta-every
    steps off the clock. --tta-max-steps caps it (smoke runs).
+6. speedrun: experiment=mnist_speedrun for each of --seeds (training clock, time to 99.5%,
+   final test accuracy; mean +- std), then the whole `python train.py experiment=mnist_speedrun`
+   command once (wall time).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import argparse
 import gzip
 import platform
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -34,7 +42,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from hwr.benchmark import ARMS
+from hwr.bench.arms import ARMS
 from hwr.data.base import default_data_dir
 from hwr.data.mnist import MNISTDataModule
 
@@ -112,8 +120,8 @@ def data_path(args: argparse.Namespace) -> list[str]:
 
 
 def training(args: argparse.Namespace, overrides: list[str], device: str) -> list[str]:
-    """Markdown lines of the training table: the plain loop and each hwr arm."""
-    from hwr.benchmark import GPU_ONLY, arm_label, rounds_json, training_arms
+    """Markdown lines of the training table: the plain loop and each arm."""
+    from hwr.bench.arms import GPU_ONLY, arm_label, rounds_json, training_arms
 
     skipped = [a for a in args.arms if a in GPU_ONLY and device != "cuda"]
     arms = [a for a in args.arms if a not in skipped]
@@ -130,7 +138,11 @@ def training(args: argparse.Namespace, overrides: list[str], device: str) -> lis
     lines += [f"| {arm_label(arm)} | {v:,.0f} | {reference / v:.2f}x |" for arm, v in best.items()]
     lines.append("")
     for arm in skipped:
-        lines.append(f"- skipped {arm}: needs a GPU (on a CPU the data already lives where the model is)")
+        lines.append(f"- skipped {arm}: needs a GPU ({GPU_ONLY[arm]})")
+    for arm, v in best.items():
+        twin = "plain" + arm[len("hwr") :]
+        if arm.startswith("hwr_") and twin in best:
+            lines.append(f"- {arm} vs {twin}: {best[twin] / v:.2f}x the step time of the plain loop")
     if "hwr" in best and "hwr_quiet" in best:
         step_ms, quiet_ms = (1000 * args.batch_size / best[a] for a in ("hwr", "hwr_quiet"))
         lines.append(
@@ -140,9 +152,82 @@ def training(args: argparse.Namespace, overrides: list[str], device: str) -> lis
     return lines
 
 
+def op_counts(args: argparse.Namespace, overrides: list[str]) -> list[str]:
+    """Markdown lines of the op-count table (CPU: the counts do not depend on the machine)."""
+    from hwr.bench.opcount import compare_ops, count_hwr_ops, count_plain_ops
+
+    lines = [
+        f"### Ops per training step: aten ops dispatched, {args.ops_steps} steps after "
+        f"{args.warmup} (TorchDispatchMode, CPU), {' '.join(o for o in overrides if 'model=' not in o)}",
+        "",
+        "| model | plain loop | hwr | hwr / plain | host reads (plain, hwr) | what hwr adds per step |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for model in args.ops_models:
+        config = [*(o for o in overrides if not o.startswith("model=")), f"model={model}"]
+        config = [o.replace("trainer.accelerator=gpu", "trainer.accelerator=cpu") for o in config]
+        plain = count_plain_ops(config, args.ops_steps, args.warmup, "cpu")
+        hwr = count_hwr_ops(config, args.ops_steps, args.warmup)
+        r = compare_ops(plain, hwr, args.ops_steps)
+        extra = ", ".join(f"{n:+g} {op.removeprefix('aten.')}" for op, n in r["extra"].items()) or "nothing"
+        lines.append(
+            f"| {model} | {r['plain']:.0f} | {r['hwr']:.0f} | {r['ratio']:.3f}x | "
+            f"{r['plain_host_reads']:g}, {r['hwr_host_reads']:g} | {extra} |"
+        )
+    return lines
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4g} ± {std:.2g}"
+
+
+def speedrun(args: argparse.Namespace, device: str) -> list[str]:
+    """Markdown lines of the speedrun table: each seed, mean ± std, and the whole command."""
+    from hwr.bench.accuracy import speedrun_seed
+    from hwr.bench.arms import command_seconds
+
+    overrides = [
+        "experiment=mnist_speedrun",
+        f"paths.data_dir={args.data_dir}",
+        f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
+        *args.extra,
+    ]
+    rows = [speedrun_seed(overrides, s, args.speedrun_every, args.speedrun_max_steps) for s in args.seeds]
+    lines = [
+        f"### Speedrun: {' '.join(overrides[:1] + overrides[2:])}, {len(rows)} seeds, test set "
+        f"every {args.speedrun_every} steps (off the clock)",
+        "",
+        "| seed | training clock (s) | to 99.5% (s) | test acc | in-process wall (s) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        to_995 = f"{r['to_995_s']:.2f}" if r["to_995_s"] is not None else "not reached"
+        acc = f"{100 * r['test_acc']:.2f}%"
+        lines.append(f"| {r['seed']} | {r['train_time_s']:.2f} | {to_995} | {acc} | {r['wall_s']:.1f} |")
+    reached = [r["to_995_s"] for r in rows if r["to_995_s"] is not None]
+    accs = [100 * r["test_acc"] for r in rows]
+    lines += [
+        f"| mean ± std | {mean_std([r['train_time_s'] for r in rows])} | {mean_std(reached)} "
+        f"({len(reached)}/{len(rows)} reached) | {mean_std(accs)}% | |",
+        "",
+        f"Seeds with test accuracy ≥ 99.5%: {sum(a >= 99.5 for a in accs)} of {len(rows)}.",
+    ]
+    if args.speedrun_max_steps <= 0:
+        command = [o for o in overrides if not o.startswith("paths.data_dir")]
+        wall, metrics = command_seconds(command, args.data_dir)
+        lines.append(
+            f"Whole command `python train.py {' '.join(command)}`: {wall:.1f} s wall, training clock "
+            f"{metrics.get('train_time_s')} s, test acc {100 * metrics.get('test/acc', 0):.2f}%."
+        )
+    return lines
+
+
 def time_to_acc(args: argparse.Namespace, device: str) -> list[str]:
     """Markdown lines of the time-to-accuracy table."""
-    from hwr.benchmark import time_to_accuracy
+    from hwr.bench.accuracy import time_to_accuracy
 
     overrides = [
         "experiment=mnist_cnn",
@@ -174,11 +259,11 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         nargs="+",
-        choices=["data", "train", "startup", "tta"],
-        default=["data", "train", "startup", "tta"],
+        choices=["data", "train", "ops", "startup", "tta", "speedrun"],
+        default=["data", "train", "ops", "startup", "tta"],
     )
     parser.add_argument(
-        "--arms", nargs="+", default=[",".join(ARMS)], help=f"training arms: {', '.join(ARMS)}"
+        "--arms", nargs="+", default=["plain,hwr,hwr_quiet"], help=f"training arms: {', '.join(ARMS)}"
     )
     parser.add_argument("--extra", nargs="*", default=[], help="config overrides for every train/tta run")
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
@@ -198,6 +283,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--tta-max-steps", type=int, default=0, help="tta: stop after N steps (0: never; smoke)"
+    )
+    parser.add_argument("--ops-models", nargs="+", default=["mlp", "cnn"], help="ops: models to count")
+    parser.add_argument("--ops-steps", type=int, default=20, help="ops: counted training steps")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="speedrun: seeds")
+    parser.add_argument("--speedrun-every", type=int, default=10, help="speedrun: test every N steps")
+    parser.add_argument(
+        "--speedrun-max-steps", type=int, default=0, help="speedrun: stop after N steps (0: never; smoke)"
     )
     parser.add_argument("--markdown", type=Path, default=Path("outputs/benchmark/benchmark.md"))
     args = parser.parse_args()
@@ -230,15 +322,27 @@ def main() -> None:
         report(data_path(args))
     if "train" in args.parts:
         report(training(args, overrides, device))
+    if "ops" in args.parts:
+        report(op_counts(args, overrides))
     if "startup" in args.parts:
-        from hwr.benchmark import startup_seconds
+        from hwr.bench.arms import startup_seconds
 
-        seconds = [startup_seconds(overrides, args.data_dir) for _ in range(args.rounds)]
-        runs = ", ".join(f"{s:.1f}" for s in seconds)
-        best = f"{min(seconds):.1f} s (best of {args.rounds}: {runs})"
-        report(["### Start-up", "", f"`python train.py` launch to first training step: {best}"])
+        marks = [startup_seconds(overrides, args.data_dir) for _ in range(args.rounds)]
+        best = min(marks, key=lambda m: m["first_step"])
+        runs = ", ".join(f"{m['first_step']:.1f}" for m in marks)
+        steps = " → ".join(f"{name} {seconds:.1f} s" for name, seconds in best.items())
+        report(
+            [
+                "### Start-up",
+                "",
+                f"`python train.py` launch to first training step: {best['first_step']:.1f} s "
+                f"(best of {args.rounds}: {runs}); in the best run: {steps}",
+            ]
+        )
     if "tta" in args.parts:
         report(time_to_acc(args, device))
+    if "speedrun" in args.parts:
+        report(speedrun(args, device))
     print("\n" + "\n".join(lines))
     print(f"written: {args.markdown}")
 

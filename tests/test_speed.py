@@ -1,8 +1,11 @@
-"""Speed switches on the tiny fixtures: device-resident data, channels_last, torch.compile,
-bf16, and the benchmark's extra arms and time-to-accuracy part in smoke mode."""
+"""Speed switches on the tiny fixtures: device-resident data and its device-side batches,
+channels_last, torch.compile modes, bf16, fused optimiser, the gpu_fast preset, the speedrun
+experiment, and the benchmark's extra arms, op counts, time-to-accuracy and speedrun parts in
+smoke mode."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +18,14 @@ from conftest import make_config
 from torch.utils.data import DataLoader, DistributedSampler
 
 from hwr.checkpoint import datamodule_config, load_checkpoint
+from hwr.compiled import COMPILE_MODES, compile_mode
 from hwr.data.base import IndexedImages, LabelledImages, keep_batch
+from hwr.data.loaders import ResidentBatches
 from hwr.data.mnist import MNISTDataModule
 from hwr.errors import HwrError
+from hwr.eval import evaluate
+from hwr.export import export_model
+from hwr.inference import Predictor
 from hwr.train import build_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,8 +57,12 @@ def test_on_device_true_keeps_the_data_on_the_trainer_device(data_dir, tmp_path)
     assert dm.resident == root
     for data in (dm.train_set, dm.val_set, dm.test_set):
         assert data.images.device == root and data.labels.device == root
+    # batches come from the device itself: shuffled there, one index per batch, no DataLoader
     loader = dm.train_dataloader()
-    assert loader.num_workers == 0 and not loader.pin_memory
+    assert isinstance(loader, ResidentBatches) and loader.shuffle and loader.device == root
+    assert isinstance(dm.val_dataloader(), ResidentBatches) and not dm.val_dataloader().shuffle
+    images, labels = next(iter(loader))
+    assert images.device == root and len(labels) == 32
     assert dm.hparams.on_device is True  # parsed, and dropped by eval.py as a machine setting
     assert "on_device" not in datamodule_config(dict(dm.hparams), str(data_dir))
 
@@ -77,7 +89,59 @@ def test_on_device_ignores_workers_with_one_warning(data_dir, tmp_path):
     _cfg, dm, model = fixture_parts(data_dir, tmp_path, ["data.on_device=true", "data.num_workers=2"])
     with pytest.warns(UserWarning, match="num_workers=2 is ignored"):
         quiet_trainer(tmp_path, fast_dev_run=True).fit(model, datamodule=dm)
-    assert dm.train_dataloader().num_workers == 0
+    assert isinstance(dm.train_dataloader(), ResidentBatches)  # no worker processes at all
+
+
+def resident(n: int = 10, **kwargs) -> ResidentBatches:
+    """ResidentBatches over images whose first pixel is their own index."""
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1).expand(n, 2, 2).contiguous()
+    options = dict(batch_size=3, shuffle=True, drop_last=True, seed=7) | kwargs
+    return ResidentBatches(images, torch.arange(n), **options)
+
+
+def test_resident_batches_shuffle_every_image_once_per_epoch():
+    loader = resident(n=10)
+    assert len(loader) == 3  # 10 // 3: the ragged batch is dropped
+    epochs = []
+    for _ in range(2):
+        batches = list(loader)
+        assert len(batches) == len(loader)
+        for images, labels in batches:
+            assert torch.equal(images[:, 0, 0].long(), labels)  # images and labels stay paired
+        epochs.append(torch.cat([labels for _, labels in batches]).tolist())
+    assert all(len(set(e)) == 9 for e in epochs) and epochs[0] != epochs[1]  # a new order each epoch
+    assert [torch.cat([y for _, y in resident(n=10)]).tolist() for _ in range(1)] == [epochs[0]]  # seeded
+    assert [y.tolist() for _, y in resident(n=10, shuffle=False, drop_last=False)] == [
+        [0, 1, 2],
+        [3, 4, 5],
+        [6, 7, 8],
+        [9],
+    ]
+
+
+def test_resident_batches_shard_across_processes():
+    """Training shards: disjoint and equally long; evaluation shards: every image exactly once."""
+    train_shards = [torch.cat([y for _, y in resident(n=11, rank=r, world_size=2)]).tolist() for r in (0, 1)]
+    assert len(train_shards[0]) == len(train_shards[1]) == 3 and not set(train_shards[0]) & set(
+        train_shards[1]
+    )
+    evaluation = [resident(n=11, rank=r, world_size=2, shuffle=False, drop_last=False) for r in (0, 1)]
+    seen = sorted(i for loader in evaluation for _, y in loader for i in y.tolist())
+    assert seen == list(range(11)) and [len(loader) for loader in evaluation] == [2, 2]
+    with pytest.raises(ValueError, match="rank 2"):
+        resident(rank=2, world_size=2)
+
+
+def test_overfit_batches_on_resident_data_repeats_the_same_batches(data_dir, tmp_path):
+    """debug=overfit's promise: the same first batches every epoch (Lightning cannot reach into
+    ResidentBatches to turn its shuffle off, so the DataModule does)."""
+    _cfg, dm, model = fixture_parts(data_dir, tmp_path, ["data.on_device=true"])
+    trainer = quiet_trainer(tmp_path, overfit_batches=2, max_epochs=1, num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    loader = dm.train_dataloader()
+    assert not loader.shuffle
+    first, again = [y.tolist() for _, y in loader], [y.tolist() for _, y in loader]
+    assert first == again
 
 
 @pytest.mark.parametrize("value", ["gpu", "yes", 2])
@@ -108,13 +172,69 @@ def test_indexed_images_index_on_the_gpu():
     assert images.device.type == "cuda" and labels.tolist() == [3, 1, 7]
 
 
-@pytest.mark.parametrize("switch", ["model.channels_last=true", "trainer.precision=bf16-mixed"])
+@pytest.mark.parametrize(
+    "switch", ["model.channels_last=true", "trainer.precision=bf16-mixed", "model.optimizer.fused=true"]
+)
 def test_speed_switches_train(data_dir, tmp_path, switch):
-    """train.py's whole path (fit, test, report) runs with each switch (compile: below, and
-    through train.py in the benchmark smoke test)."""
-    cfg = make_config("train", ["debug=fdr", "model=cnn", *SMALL_CNN, switch], data_dir, tmp_path)
-    metrics = train(cfg)
-    assert 0 <= metrics["test/acc"] <= 1
+    """train.py's whole path (fit, test, report) runs with each switch and still learns
+    (compile: below)."""
+    overrides = ["model=cnn", *SMALL_CNN, "trainer.max_epochs=3", "model.optimizer.lr=0.003", switch]
+    metrics = train(make_config("train", ["data.batch_size=32", *overrides], data_dir, tmp_path))
+    assert metrics["test/acc"] > 0.5  # chance is 0.1
+
+
+def test_compile_mode_values():
+    assert compile_mode(False) is None and compile_mode("false") is None and compile_mode(None) is None
+    assert compile_mode(True) == "default" and compile_mode("true") == "default"
+    assert [compile_mode(m) for m in COMPILE_MODES] == list(COMPILE_MODES)
+    with pytest.raises(HwrError, match=r"model.compile='fast' is not allowed; use false, true or one of"):
+        compile_mode("fast")
+
+
+@pytest.mark.parametrize("mode", COMPILE_MODES)
+def test_every_compile_mode_leaves_a_checkpoint_for_eval_predict_export(data_dir, tmp_path, mode):
+    """Trained compiled (mode by mode), the best checkpoint tests, predicts and exports like any."""
+    out = tmp_path / "run"
+    overrides = ["model=mlp", "data.batch_size=64", "trainer.max_epochs=2", f"model.compile={mode}"]
+    metrics = train(make_config("train", overrides, data_dir, out))
+    assert metrics["compile_warmup_s"] > 0 and metrics["test/acc"] > 0.5
+    ckpt = out / "checkpoints" / "best.ckpt"
+    assert not any("_orig_mod" in k for k in torch.load(ckpt, weights_only=True)["state_dict"])
+    tested = evaluate(make_config("eval", [f"ckpt_path={ckpt}"], data_dir, tmp_path / "eval"))
+    assert tested["test/acc"] == pytest.approx(metrics["test/acc"])
+    predictor = Predictor.from_checkpoint(ckpt, device="cpu")
+    dm = MNISTDataModule(data_dir, download=False)
+    dm.setup("test")
+    probs = predictor.probabilities(dm.transform_batch(dm.test_set.images, train=False))
+    accuracy = float((probs.argmax(dim=1) == dm.test_set.labels).float().mean())
+    assert accuracy == pytest.approx(metrics["test/acc"])  # predict.py's model is the tested one
+    exported = export_model(ckpt, "onnx", tmp_path / "model.onnx")
+    assert Path(exported["path"]).is_file() and exported["parity"]["max_abs_diff"] < 1e-4
+
+
+def test_compile_warm_up_leaves_no_trace(data_dir, tmp_path):
+    """The warm-up steps (forward + backward, off the clock) are undone: a compiled run ends
+    with the same weights and BatchNorm statistics as an eager one, up to compiled numerics
+    (and with the same dropout masks: the random state is put back too)."""
+    import torch._inductor.config
+
+    states = {}
+    for mode in ("false", "default"):
+        _cfg, dm, model = fixture_parts(data_dir, tmp_path / mode, [f"model.compile={mode}", "seed=3"])
+        L.seed_everything(3)
+        model = build_model(_cfg.model, dm)
+        trainer = quiet_trainer(tmp_path / mode, max_steps=3, limit_val_batches=1, num_sanity_val_steps=0)
+        with torch._inductor.config.patch(fallback_random=True):  # eager's RNG inside compiled code
+            trainer.fit(model, datamodule=dm)
+        torch._dynamo.reset()  # the next compile sees the default config again
+        states[mode] = {k: v.clone() for k, v in model.net.state_dict().items()}
+        if mode == "default":
+            assert model.compile_warmup_s > 0
+    for key, value in states["false"].items():
+        if value.is_floating_point():  # 3 extra BatchNorm updates would move running stats by far more
+            torch.testing.assert_close(states["default"][key], value, rtol=1e-3, atol=1e-4, msg=key)
+        else:
+            assert torch.equal(states["default"][key], value), key  # num_batches_tracked: 3, not 6
 
 
 def test_channels_last_converts_weights_and_inputs(data_dir, tmp_path):
@@ -140,26 +260,72 @@ def test_compiled_run_checkpoint_loads_and_predicts_the_same(data_dir, tmp_path)
         torch.testing.assert_close(loaded(x), model(x), rtol=1e-4, atol=1e-4)
 
 
-def test_benchmark_new_arms_and_time_to_accuracy_smoke(data_dir, tmp_path):
-    """The extra training arms and the time-to-accuracy part run (a few steps; numbers are
-    not checked). GPU-only arms say why they were skipped on a CPU machine."""
-    arms = "hwr,hwr_quiet,hwr_bf16,hwr_channels_last,hwr_compile,hwr_on_device,hwr_on_host"
+def test_gpu_fast_preset_turns_on_the_switches(data_dir, tmp_path):
+    """trainer=gpu_fast sets the GPU's switches across groups; the same run works on a CPU."""
+    cfg = make_config("train", ["trainer=gpu_fast"], data_dir, tmp_path / "composed")
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+    assert cfg.data.on_device is True and cfg.data.eval_batch_size >= 8192
+    assert cfg.model.channels_last and cfg.model.optimizer.fused and not cfg.model.compile
+    overrides = [
+        "trainer=gpu_fast",
+        "trainer.accelerator=cpu",
+        "model=cnn",
+        *SMALL_CNN,
+        "trainer.max_epochs=3",
+    ]
+    overrides += ["data.batch_size=32", "model.optimizer.lr=0.003"]
+    metrics = train(make_config("train", overrides, data_dir, tmp_path / "run"))
+    assert metrics["test/acc"] > 0.5
+
+
+def test_speedrun_experiment_trains_a_few_steps_on_a_cpu(data_dir, tmp_path):
+    """experiment=mnist_speedrun as shipped (fp32 here: bf16 is emulated on CPUs without
+    AVX512-BF16), two steps: it runs, and reports its training clock beside the wall time."""
+    out = tmp_path / "run"
+    cfg = make_config(
+        "train",
+        ["experiment=mnist_speedrun", "trainer.precision=32-true", "+trainer.max_steps=2"],
+        data_dir,
+        out,
+    )
+    assert cfg.data.batch_size >= 512 and cfg.model.optimizer.fused and cfg.data.on_device is True
+    metrics = train(cfg)
+    assert metrics["global_step"] == 2 and metrics["task"] == "mnist_speedrun"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert 0 < saved["train_time_s"] < saved["wall_time_s"]
+
+
+@pytest.mark.slow
+def test_benchmark_new_arms_op_counts_time_to_accuracy_and_speedrun_smoke(data_dir, tmp_path):
+    """The extra training arms (hwr and plain), the op counts, the time-to-accuracy and the
+    speedrun parts run (a few steps; numbers are not checked). GPU-only arms say why they
+    were skipped on a CPU machine."""
+    arms = "plain,hwr,hwr_quiet,hwr_fused,hwr_bf16,hwr_channels_last,hwr_compile,plain_compile,hwr_on_device,"
+    arms += "plain_on_device,hwr_on_host,hwr_gpu_fast"
     run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--data-dir", str(data_dir),
-         "--parts", "train", "tta", "--arms", arms, "--rounds", "1", "--steps", "2", "--warmup", "1",
-         "--tta-max-steps", "4", "--tta-every", "2", "--device", "cpu",
-         "--markdown", str(tmp_path / "bench.md"), *SMALL_CNN_ARGS],
+         "--parts", "train", "ops", "tta", "speedrun", "--arms", arms, "--rounds", "1", "--steps", "2",
+         "--warmup", "1", "--ops-steps", "2", "--ops-models", "cnn", "--tta-max-steps", "4",
+         "--tta-every", "2", "--seeds", "1", "2",
+         "--speedrun-max-steps", "2", "--speedrun-every", "1", "--device", "cpu",
+         "--markdown", str(tmp_path / "bench.md"), *SMALL_CNN_ARGS, "trainer.precision=32-true"],
         capture_output=True, text=True, timeout=900, cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     table = (tmp_path / "bench.md").read_text()
     for row in (
         "logger=false",
-        "trainer.precision=bf16-mixed",
-        "model.channels_last=true",
-        "model.compile=true",
+        "| hwr, model.optimizer.fused=true |",
+        "| hwr, trainer.precision=bf16-mixed |",
+        "| hwr, model.channels_last=true |",
+        "| hwr, model.compile=default |",
+        "| plain loop, model.compile=default |",
+        "- hwr_compile vs plain_compile:",
     ):
         assert row in table, row
-    assert "skipped hwr_on_device: needs a GPU" in table and "skipped hwr_on_host: needs a GPU" in table
+    assert "| hwr, data.on_device=true |" in table and "| plain loop, data.on_device=true |" in table
+    assert "skipped hwr_on_host: needs a GPU" in table and "skipped hwr_gpu_fast: needs a GPU" in table
     assert "logging + progress bar overhead" in table
+    assert "### Ops per training step" in table and "| cnn |" in table
     assert "### Time to accuracy" in table and "| 99.5% |" in table
+    assert "### Speedrun" in table and "| mean ± std |" in table and "Seeds with test accuracy" in table

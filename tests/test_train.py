@@ -263,6 +263,7 @@ def test_cli_bad_config_key(tmp_path):
     assert run.returncode != 0 and "no_such_key" in run.stderr
 
 
+@pytest.mark.slow
 def test_benchmark_smoke(data_dir, tmp_path):
     """Every part of the benchmark runs end to end (a few steps; numbers are not checked)."""
     run = subprocess.run(
@@ -275,6 +276,6 @@ def test_benchmark_smoke(data_dir, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     table = (tmp_path / "bench.md").read_text()
     assert "| hwr loader + float + normalise |" in table
-    assert "| plain PyTorch loop (same net, optimiser, batches) |" in table
+    assert "| plain PyTorch loop (same net, optimiser, schedule, loss, batches) |" in table
     assert "| hwr train.py path (Lightning, callbacks, logging) |" in table
     assert "launch to first training step:" in table and table in run.stdout

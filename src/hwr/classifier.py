@@ -1,8 +1,14 @@
-"""The LightningModule: loss, optimiser/scheduler from config, torchmetrics metrics.
+"""The LightningModule: loss, optimiser/scheduler from config, metrics.
 
 It knows nothing about the dataset beyond `num_classes` and the class names. The network,
 optimiser and scheduler arrive as Hydra config dicts (`_target_`, `_partial_`), so a
 checkpoint carries everything needed to rebuild the model: `Classifier.load_from_checkpoint(path)`.
+
+The training step does what a plain PyTorch loop does and one op more: the argmax that
+training accuracy needs. Predictions, targets and Lightning's own detached copy of the loss
+are kept on the device and reduced once per epoch, so a step never waits for the host and a
+GPU step is not paced by Python bookkeeping (docs/benchmarks.md counts the ops). F1 and
+top-5 accuracy are torchmetrics metrics of validation and test only.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from hwr.compiled import CompiledNet, compile_mode
 from hwr.errors import HwrError
 from hwr.models.ensemble import tta_logits
 from hwr.report import MAX_MISTAKES, TestOutputs
@@ -30,13 +37,18 @@ def _plain(cfg: Any) -> Any:
 
 
 def build_metrics(num_classes: int) -> MetricCollection:
-    """Top-1 accuracy, top-5 accuracy (when there are more than 5 classes) and macro F1."""
+    """Top-1 accuracy, top-5 accuracy (when there are more than 5 classes) and macro F1.
+
+    `validate_args=False`: the checks read two values back to the host on every update, and
+    the inputs here are always logits and in-range targets.
+    """
+    options: dict[str, Any] = {"validate_args": False}
     metrics: dict[str, Any] = {
-        "acc": MulticlassAccuracy(num_classes, average="micro"),
-        "f1": MulticlassF1Score(num_classes, average="macro"),
+        "acc": MulticlassAccuracy(num_classes, average="micro", **options),
+        "f1": MulticlassF1Score(num_classes, average="macro", **options),
     }
     if num_classes > 5:
-        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", **options)
     return MetricCollection(metrics)
 
 
@@ -56,8 +68,11 @@ class Classifier(L.LightningModule):
             image shifted by -tta_shift, 0, +tta_shift pixels each way (9 views); 0 is off.
         channels_last: keep conv weights and 4-D input batches in channels_last memory
             format (faster convolutions on tensor-core GPUs; a no-op for the MLP).
-        compile: `torch.compile` the network when fitting starts, for training and
-            validation steps. Checkpoints keep plain parameter names either way.
+        compile: `torch.compile` the network for training and validation steps: false, true
+            (= "default"), "reduce-overhead" (CUDA graphs), "max-autotune" or
+            "max-autotune-no-cudagraphs". Compilation happens on the first training batch, in
+            warm-up steps whose effect on weights, BatchNorm statistics and random state is
+            undone, so it stays off the training clock. Checkpoints keep plain parameter names.
     """
 
     def __init__(
@@ -72,9 +87,10 @@ class Classifier(L.LightningModule):
         label_smoothing: float = 0.0,
         tta_shift: int = 0,
         channels_last: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
     ):
         super().__init__()
+        self.compile_mode = compile_mode(compile)
         net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
         input_shape, class_names = list(input_shape), list(class_names or range(num_classes))
         class_names = [str(c) for c in class_names]
@@ -84,15 +100,30 @@ class Classifier(L.LightningModule):
         )
         if channels_last:
             self.net.to(memory_format=torch.channels_last)  # only 4-D (conv) weights change
-        self._compiled: nn.Module | None = None  # set in on_fit_start when `compile`
-        self.metrics = nn.ModuleDict({s: build_metrics(num_classes) for s in ("train_", "val_", "test_")})
+        self._compiled: CompiledNet | None = None  # set in on_fit_start when `compile`
+        self._train_epoch: dict[str, list[torch.Tensor]] = {"preds": [], "targets": [], "losses": []}
+        self.metrics = nn.ModuleDict({s: build_metrics(num_classes) for s in ("val_", "test_")})
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # saved in checkpoints: a resumed run keeps its best
         self.test_outputs: TestOutputs | None = None  # filled by the test pass
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets `_current_fx_name` (a string) around every hook, about 40 times a
+        # training step. nn.Module.__setattr__ checks each value against Parameter, Module and
+        # buffers first (Parameter's isinstance is slow): for a plain string that only costs time.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     @property
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
+
+    @property
+    def compile_warmup_s(self) -> float:
+        """Seconds spent compiling before training (TrainingClock leaves them out)."""
+        return self._compiled.warmup_s if self._compiled is not None else 0.0
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         """The batch in the memory format the network was set up for."""
@@ -109,15 +140,74 @@ class Classifier(L.LightningModule):
         return tta_logits(self.net, self._input(x), int(self.hparams.get("tta_shift") or 0))
 
     def on_fit_start(self) -> None:
-        if self.hparams.get("compile") and self._compiled is None:
-            # Kept out of nn.Module's registry (object.__setattr__): the compiled wrapper shares
-            # self.net's parameters, and registering it would add `_compiled._orig_mod.*`
-            # duplicates to every checkpoint's state dict.
-            object.__setattr__(self, "_compiled", torch.compile(self.net))
+        if self.compile_mode and self._compiled is None:
+            self._compiled = CompiledNet(self.net, self.compile_mode)
+
+    def _mark_step(self) -> None:
+        if self._compiled is not None:
+            self._compiled.mark_step()
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        compiled = self._compiled
+        if compiled is None or compiled.warm:
+            return
+        if self.trainer.world_size > 1:
+            # Under DDP a backward outside the DDP wrapper would upset its gradient
+            # bookkeeping: compile in the first steps instead.
+            compiled.warm = True
+            return
+        x, y = batch
+
+        def loss() -> torch.Tensor:
+            with self.trainer.precision_plugin.train_step_context():
+                return F.cross_entropy(self(x), y)
+
+        compiled.warm_up(loss, x.device)
+
+    def on_train_epoch_start(self) -> None:
+        self._train_epoch = {"preds": [], "targets": [], "losses": []}
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        self._mark_step()
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        # The only op a plain loop would not run. Accuracy is counted at the epoch's end.
+        self._train_epoch["preds"].append(logits.argmax(dim=1))
+        self._train_epoch["targets"].append(y)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        # Lightning's detached copy of the loss (divided by accumulate_grad_batches): free to keep.
+        if outputs and outputs.get("loss") is not None:
+            self._train_epoch["losses"].append(outputs["loss"])
+
+    def on_train_epoch_end(self) -> None:
+        """train/loss (mean over images) and train/acc of the epoch, in one reduction."""
+        kept = self._train_epoch
+        if not kept["losses"]:
+            return
+        self._train_epoch = {"preds": [], "targets": [], "losses": []}
+        sizes = [len(t) for t in kept["targets"][: len(kept["losses"])]]
+        weights = torch.tensor(sizes, device=kept["losses"][0].device, dtype=torch.float32)
+        loss_sum = (
+            torch.stack(kept["losses"]).float() * weights
+        ).sum() * self.trainer.accumulate_grad_batches
+        correct = (torch.cat(kept["preds"]) == torch.cat(kept["targets"])).sum()
+        totals = torch.stack([loss_sum, correct.float(), weights.sum()])
+        distributed = self.trainer.world_size > 1
+        if distributed:
+            totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        # Summed over processes above, so every rank logs the same value; sync_dist (a mean of
+        # equal values) only tells Lightning that it is a global figure.
+        self.log("train/loss", totals[0] / totals[2], prog_bar=True, sync_dist=distributed)
+        self.log("train/acc", totals[1] / totals[2], sync_dist=distributed)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        """Loss and metrics of one batch; returns the loss (train) or the logits (val/test)."""
+        """Loss and metrics of one validation/test batch; returns the logits."""
         x, y = batch
+        if stage == "val":
+            self._mark_step()
         logits = self.predict_logits(x) if stage == "test" else self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         metrics = self.metrics[f"{stage}_"]
@@ -135,15 +225,9 @@ class Classifier(L.LightningModule):
         )
         # Logging the MetricCollection lets Lightning compute + reset it once per epoch.
         self.log_dict(
-            {f"{stage}/{k}": m for k, m in metrics.items()},
-            on_step=False,
-            on_epoch=True,
-            prog_bar=stage != "train",
+            {f"{stage}/{k}": m for k, m in metrics.items()}, on_step=False, on_epoch=True, prog_bar=True
         )
-        return loss if stage == "train" else logits
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return logits
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")

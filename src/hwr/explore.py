@@ -12,30 +12,26 @@ import logging
 from typing import Any
 
 import hydra
-import matplotlib
+import rich
+import rich.table
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import rich  # noqa: E402
-import rich.table  # noqa: E402
-import torch  # noqa: E402
-from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from hwr.data.augment import random_affine  # noqa: E402
-from hwr.data.base import CharDataModule, LabelledImages  # noqa: E402
-from hwr.errors import HwrError, user_errors  # noqa: E402
-from hwr.train import CONFIG_DIR  # noqa: E402
-from hwr.utils.run import start_run  # noqa: E402
+from hwr.data.augment import random_affine
+from hwr.data.base import CharDataModule, LabelledImages
+from hwr.errors import HwrError, user_errors
+from hwr.report import new_figure
+from hwr.train import CONFIG_DIR
+from hwr.utils.run import start_run
 
 log = logging.getLogger("hwr")
 
 
 def image_grid(images: torch.Tensor, rows: int, cols: int, titles: list[str] | None = None, size=1.1):
     """A figure with images [N, H, W] (uint8 or float) on a rows x cols grid."""
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(cols * size, rows * size * (1.25 if titles else 1)), squeeze=False
-    )
+    fig = new_figure(figsize=(cols * size, rows * size * (1.25 if titles else 1)))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, image) in enumerate(zip(axes.flat, images, strict=False)):
@@ -50,7 +46,8 @@ def image_grid(images: torch.Tensor, rows: int, cols: int, titles: list[str] | N
 
 def class_histogram(parts: dict[str, LabelledImages], names: list[str]):
     c = len(names)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * c + 2), 4))
+    fig = new_figure(figsize=(max(6.0, 0.3 * c + 2), 4))
+    ax = fig.subplots()
     width = 0.8 / len(parts)
     for k, (part, data) in enumerate(parts.items()):
         counts = torch.bincount(data.labels, minlength=c).numpy()
@@ -143,7 +140,8 @@ def explore(cfg: DictConfig) -> dict[str, Any]:
     )
     cols = min(16, len(names))
     figures["mean_per_class"] = image_grid(means, (len(names) + cols - 1) // cols, cols, names)
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig = new_figure(figsize=(8, 3))
+    ax = fig.subplots()
     ax.plot((means / 255).mean(dim=(1, 2)).numpy(), marker="o")
     ax.set_xticks(range(len(names)), names, fontsize=8 if len(names) > 20 else 10)
     ax.set_ylabel("mean pixel")

@@ -10,22 +10,31 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
-import rich  # noqa: E402
-import rich.table  # noqa: E402
-import torch  # noqa: E402
-from lightning.pytorch.loggers import Logger, TensorBoardLogger  # noqa: E402
-from torchmetrics.functional.classification import (  # noqa: E402
+import rich
+import rich.table
+import torch
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from torchmetrics.functional.classification import (
     multiclass_confusion_matrix,
     multiclass_f1_score,
     multiclass_precision,
     multiclass_recall,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def new_figure(**kwargs: Any) -> Figure:
+    """A matplotlib Figure drawn off-screen (Agg), without pyplot: no window, no global backend
+    switch (a notebook that imports hwr keeps its own), and matplotlib is imported only here,
+    when a report is drawn, not by every process that imports hwr."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
 
 TOP_PAIRS = 20
 MAX_MISTAKES = 512  # mistakes whose images the Classifier keeps
@@ -85,12 +94,13 @@ def summary_metrics(probs: torch.Tensor, targets: torch.Tensor, c: int) -> dict[
     return out
 
 
-def plot_confusion(matrix: torch.Tensor, names: list[str]) -> plt.Figure:
+def plot_confusion(matrix: torch.Tensor, names: list[str]) -> Figure:
     """Row-normalised confusion matrix; the figure grows with the class count to stay legible."""
     c = len(names)
     norm = matrix.float() / matrix.sum(dim=1, keepdim=True).clamp(min=1)
     side = max(5.0, 0.28 * c + 2)
-    fig, ax = plt.subplots(figsize=(side, side))
+    fig = new_figure(figsize=(side, side))
+    ax = fig.subplots()
     im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(c), names, fontsize=8 if c > 20 else 10, rotation=90 if c > 20 else 0)
     ax.set_yticks(range(c), names, fontsize=8 if c > 20 else 10)
@@ -108,10 +118,11 @@ def plot_confusion(matrix: torch.Tensor, names: list[str]) -> plt.Figure:
     return fig
 
 
-def plot_per_class(rows: list[dict[str, Any]]) -> plt.Figure:
+def plot_per_class(rows: list[dict[str, Any]]) -> Figure:
     """Bar chart of per-class precision, recall and F1."""
     c = len(rows)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * c + 2), 4))
+    fig = new_figure(figsize=(max(6.0, 0.3 * c + 2), 4))
+    ax = fig.subplots()
     x = torch.arange(c).float()
     for k, (key, color) in enumerate((("precision", "#4c72b0"), ("recall", "#dd8452"), ("f1", "#55a868"))):
         ax.bar((x + (k - 1) * 0.27).numpy(), [r[key] for r in rows], width=0.27, label=key, color=color)
@@ -123,7 +134,7 @@ def plot_per_class(rows: list[dict[str, Any]]) -> plt.Figure:
     return fig
 
 
-def plot_mistakes(outputs: TestOutputs, names: list[str]) -> plt.Figure:
+def plot_mistakes(outputs: TestOutputs, names: list[str]) -> Figure:
     """Grid of the most confident misclassified test images, labelled 'true → pred (p=0.83)'."""
     confidence = outputs.probs[outputs.mistake_index].amax(dim=1) if len(outputs.mistake_index) else None
     order = torch.argsort(confidence, descending=True)[:SHOWN_MISTAKES] if confidence is not None else []
@@ -131,7 +142,8 @@ def plot_mistakes(outputs: TestOutputs, names: list[str]) -> plt.Figure:
     n = len(positions)
     cols = 8
     rows = max(1, (n + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.4, rows * 1.6), squeeze=False)
+    fig = new_figure(figsize=(cols * 1.4, rows * 1.6))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, i in zip(axes.flat, images, positions.tolist(), strict=False):
@@ -179,7 +191,6 @@ def write_report(
         fig.savefig(folder / f"{name}.png", dpi=110)
         for logger in tensorboards:
             logger.experiment.add_figure(f"report/{name}", fig, close=False)
-        plt.close(fig)
     for logger in tensorboards:
         logger.experiment.flush()
 

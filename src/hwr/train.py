@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, open_dict
 
+from hwr.callbacks import TrainingClock
 from hwr.classifier import Classifier
 from hwr.data.base import CharDataModule
 from hwr.errors import HwrError, user_errors
@@ -64,11 +65,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("train"):
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
         metrics.update(scalar_metrics(trainer.callback_metrics))
+    clock = next((c for c in trainer.callbacks if isinstance(c, TrainingClock)), None)
     facts = {
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "last_ckpt": getattr(trainer.checkpoint_callback, "last_model_path", None) or None,
+        # training only (no start-up, validation, testing or compilation), beside wall_time_s
+        "train_time_s": round(clock.seconds, 3) if clock is not None and clock.seconds is not None else None,
     }
+    if model.compile_mode:
+        facts["compile_warmup_s"] = round(model.compile_warmup_s, 3)
     if trainer.global_rank != 0:
         return metrics  # rank 0 tests and writes the run's files
 

@@ -10,8 +10,9 @@ A subclass only says where its files are and how to decode them into a uint8 ten
 - uint8 -> float, augmentation and normalisation run on the whole batch on the device it
   lands on, in `on_after_batch_transfer`;
 - with `on_device` (default `auto`: on a GPU when the data fits) the uint8 tensors live on
-  the training device itself, so a batch is one index on the GPU: no workers, no pinned
-  host copies, no per-step transfer.
+  the training device itself and batches come from `ResidentBatches`: the shuffle is drawn
+  on that device and a batch is one index there: no workers, no pinned host copies, no
+  per-step transfer, no Python list of indices.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from __future__ import annotations
 import os
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from hwr.data.augment import AugmentConfig, random_affine
+from hwr.data.loaders import IndexedImages, ResidentBatches, keep_batch
 from hwr.errors import HwrError
 
 
@@ -62,34 +64,6 @@ class LabelledImages:
     @property
     def nbytes(self) -> int:
         return self.images.nbytes + self.labels.nbytes
-
-
-class IndexedImages(Dataset):
-    """A map-style dataset that serves a whole batch with one tensor index (`__getitems__`).
-
-    Used with a normal DataLoader (so samplers, DDP sharding and `limit_*_batches` all work)
-    and `collate_fn=keep_batch`: the batch is already stacked.
-    """
-
-    def __init__(self, data: LabelledImages):
-        self.images, self.labels = data.images, data.labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[i], self.labels[i]
-
-    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        # The index must live where the data lives (a GPU tensor cannot take a CPU index
-        # cheaply); samplers hand over plain ints, whatever the data's device.
-        index = torch.as_tensor(indices, dtype=torch.long, device=self.images.device)
-        return self.images[index], self.labels[index]
-
-
-def keep_batch(batch):
-    """collate_fn for IndexedImages: the batch arrives already stacked."""
-    return batch
 
 
 # `on_device: auto` keeps the data on the GPU when it takes at most this share of the free
@@ -285,21 +259,43 @@ class CharDataModule(L.LightningDataModule, ABC):
             )
         return data
 
-    def _loader(self, data: LabelledImages | None, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, data: LabelledImages | None, batch_size: int, shuffle: bool):
         if data is None:
             raise RuntimeError("call setup() before asking for a dataloader")
-        resident = data.images.device.type != "cpu" or self.resident is not None
+        # Training drops the ragged last batch: a batch of 1 breaks BatchNorm.
+        drop_last = shuffle and len(data) > batch_size
+        if self.resident is not None and data.images.device == self.resident:
+            return self._resident_loader(data, batch_size, shuffle, drop_last)
         return DataLoader(
             IndexedImages(data),
             batch_size=batch_size,
             shuffle=shuffle,
-            # Training drops the ragged last batch: a batch of 1 breaks BatchNorm.
-            drop_last=shuffle and len(data) > batch_size,
+            drop_last=drop_last,
             collate_fn=keep_batch,
-            # Device-resident data: workers could not serve GPU tensors, and pinning is for host memory.
-            num_workers=0 if resident else self.num_workers,
-            pin_memory=False if resident else self.pin_memory,
-            persistent_workers=self.num_workers > 0 and not resident,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _resident_loader(self, data: LabelledImages, batch_size: int, shuffle: bool, drop_last: bool):
+        """Batches drawn on the device the data lives on (see ResidentBatches)."""
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        if shuffle and trainer is not None and trainer.overfit_batches:
+            shuffle = False  # overfit_batches: the same first batches every epoch, as Lightning does
+        # The shuffle follows the run's seed (seed_everything sets torch's), the same in every process.
+        seed = torch.initial_seed()
+        if world_size > 1:
+            seed = trainer.strategy.broadcast(seed)
+        return ResidentBatches(
+            data.images,
+            data.labels,
+            batch_size,
+            shuffle,
+            drop_last,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
         )
 
     def train_dataloader(self) -> DataLoader:

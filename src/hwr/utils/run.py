@@ -21,9 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
-from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-from hwr.report import write_report
 from hwr.utils.config import print_config_tree
 
 log = logging.getLogger("hwr")
@@ -57,6 +55,10 @@ def log_hparams(loggers: list[Logger], params: Mapping[str, Any]) -> None:
     """
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
+            # Imported here: tensorboard (and the boto3 it pulls in when installed) costs 0.5 s
+            # of start-up that a run without a TensorBoard logger need not pay.
+            from torch.utils.tensorboard.summary import hparams as hparams_summary
+
             writer = logger.experiment._get_file_writer()
             if writer is None:  # DDP ranks other than 0 log nothing
                 continue
@@ -132,6 +134,8 @@ def finish_run(
     output_dir = Path(cfg.paths.output_dir)
     outputs = getattr(model, "test_outputs", None)
     if outputs is not None and cfg.get("report", True):
+        from hwr.report import write_report  # figures: only once there is a test to report
+
         metrics.update(write_report(outputs, model.class_names, output_dir, loggers))
     metrics.update(
         status="completed",
