@@ -88,20 +88,28 @@ def time_to_accuracy(overrides: list[str], every: int, max_seconds: float, max_s
 
     `max_steps` > 0 caps the run (smoke mode); the schedule still spans trainer.max_epochs.
     """
-    torch._dynamo.reset()
+    extra = [
+        f"+callbacks.time_to_acc.max_seconds={max_seconds}",
+        "callbacks.early_stopping=null",
+        "test=false",
+    ]
+    return _tested_run([*overrides, *extra], every, max_steps)[1]
+
+
+def _tested_run(overrides: list[str], every: int, max_steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One train.py run in a temporary folder with a TimeToAccuracy callback testing every
+    `every` steps; its metrics.json and the callback's record."""
+    torch._dynamo.reset()  # each run compiles afresh, as its own process would
+    extra = [
+        "+callbacks.time_to_acc._target_=hwr.bench.accuracy.TimeToAccuracy",
+        f"+callbacks.time_to_acc.every={every}",
+    ]
+    if max_steps > 0:
+        extra.append(f"+trainer.max_steps={max_steps}")
+    TimeToAccuracy.last = {}
     with tempfile.TemporaryDirectory() as tmp:
-        extra = [
-            "+callbacks.time_to_acc._target_=hwr.bench.accuracy.TimeToAccuracy",
-            f"+callbacks.time_to_acc.every={every}",
-            f"+callbacks.time_to_acc.max_seconds={max_seconds}",
-            "callbacks.early_stopping=null",
-            "test=false",
-        ]
-        if max_steps > 0:
-            extra.append(f"+trainer.max_steps={max_steps}")
-        TimeToAccuracy.last = {}
-        train(training_config([*overrides, *extra], Path(tmp)))
-        return TimeToAccuracy.last
+        metrics = train(training_config([*overrides, *extra], Path(tmp)))
+    return metrics, TimeToAccuracy.last
 
 
 def speedrun_seed(overrides: list[str], seed: int, every: int, max_steps: int) -> dict[str, Any]:
@@ -110,26 +118,19 @@ def speedrun_seed(overrides: list[str], seed: int, every: int, max_steps: int) -
 
     `max_steps` > 0 caps the run (smoke mode).
     """
-    torch._dynamo.reset()
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = [
-            f"seed={seed}",
-            "+callbacks.time_to_acc._target_=hwr.bench.accuracy.TimeToAccuracy",
-            f"+callbacks.time_to_acc.every={every}",
-            "+callbacks.time_to_acc.targets=[0.99,0.995]",
-            "+callbacks.time_to_acc.stop=false",
-        ]
-        if max_steps > 0:
-            extra.append(f"+trainer.max_steps={max_steps}")
-        TimeToAccuracy.last = {}
-        metrics = train(training_config([*overrides, *extra], Path(tmp)))
-        reached = TimeToAccuracy.last.get("reached", {})
-        points = TimeToAccuracy.last.get("points") or [{}]
-        return {
-            "seed": seed,
-            # the last test point's clock: all training, without these extra test passes
-            "train_time_s": points[-1].get("train_s"),
-            "to_995_s": reached[0.995]["train_s"] if 0.995 in reached else None,
-            "test_acc": metrics.get("test/acc"),
-            "wall_s": metrics.get("wall_time_s"),
-        }
+    extra = [
+        f"seed={seed}",
+        "+callbacks.time_to_acc.targets=[0.99,0.995]",
+        "+callbacks.time_to_acc.stop=false",
+    ]
+    metrics, record = _tested_run([*overrides, *extra], every, max_steps)
+    reached = record.get("reached", {})
+    points = record.get("points") or [{}]
+    return {
+        "seed": seed,
+        # the last test point's clock: all training, without these extra test passes
+        "train_time_s": points[-1].get("train_s"),
+        "to_995_s": reached[0.995]["train_s"] if 0.995 in reached else None,
+        "test_acc": metrics.get("test/acc"),
+        "wall_s": metrics.get("wall_time_s"),
+    }
