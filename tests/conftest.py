@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from PIL import Image, ImageDraw
 
+from hwr.cli import compose_config
 from hwr.data.idx import write_idx
-from hwr.train import CONFIG_DIR
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: entry-point scripts and configs/
+# a CNN small enough for a CPU test to train in seconds
+SMALL_CNN = ["model.net.channels=[8,16]", "model.net.head=[32]"]
 
 REAL_DATA = os.environ.get("HWR_DATA_DIR")
 needs_real_data = pytest.mark.skipif(
@@ -111,23 +116,40 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def run_script(
+    script: str, *args: str, cwd: Path, data_dir: Path | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """Run `script` (relative to the checkout) as a user would, in `cwd`, with HWR_DATA_DIR
+    pointing at `data_dir` when given; stdout and stderr captured as text."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if data_dir is not None:
+        env["HWR_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
 # no progress bars in test logs
 QUIET = {"train": ["callbacks.progress_bar=null"], "eval": ["+trainer.enable_progress_bar=false"]}
 
 
 def make_config(name: str, overrides: list[str], data_dir: Path, out: Path) -> DictConfig:
     """Compose configs/<name>.yaml as the entry point would, pointed at tmp folders."""
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        return compose(
-            name,
-            overrides=[
-                f"paths.data_dir={data_dir}",
-                f"paths.output_dir={out}",
-                f"paths.cache_dir={out.parent / 'cache'}",
-                *QUIET.get(name, []),
-                *overrides,
-            ],
-        )
+    return compose_config(
+        name,
+        [
+            f"paths.data_dir={data_dir}",
+            f"paths.output_dir={out}",
+            f"paths.cache_dir={out.parent / 'cache'}",
+            *QUIET.get(name, []),
+            *overrides,
+        ],
+    )
 
 
 @pytest.fixture(scope="session")

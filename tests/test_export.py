@@ -9,14 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ENGLISH_CLASSES, ink_png, make_config
+from conftest import ENGLISH_CLASSES, ROOT, ink_png, make_config
 from PIL import Image
 
 from hwr.errors import HwrError
 from hwr.export import TOLERANCE, ExportedModel, export_model, run, sidecar_path
 from hwr.inference import Predictor
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +124,7 @@ def test_overwrite_replaces(english_run, tmp_path):
     assert ExportedModel.load(target).format == "torchscript"
 
 
+@pytest.mark.slow  # starts processes
 def test_cli_default_output_and_light_loading(english_run, tmp_path):
     """export.py writes <run>/export/model.onnx; loading it imports neither Lightning nor the Classifier."""
     out, _ = english_run

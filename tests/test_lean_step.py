@@ -9,14 +9,12 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_config
+from conftest import SMALL_CNN, make_config
 
 from hwr.bench.opcount import HOST_READ, compare_ops, count_hwr_ops, count_plain_ops
 from hwr.callbacks import TrainingClock
 from hwr.train import build_model, train
 from hwr.utils.run import build_trainer
-
-SMALL_CNN = ["model.net.channels=[8,16]", "model.net.head=[32]"]
 
 
 class RecordTraining(L.Callback):

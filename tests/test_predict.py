@@ -9,15 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_config
+from conftest import ROOT, make_config
 from PIL import Image
 
 from hwr.data.english import EnglishDataModule
 from hwr.errors import HwrError
 from hwr.inference import Predictor
 from hwr.predict import collect_inputs, predict_files, run
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def english_dm(data_dir: Path, cache: Path) -> EnglishDataModule:
@@ -83,6 +81,7 @@ def test_predict_refuses_to_overwrite_and_reports_unreadable_files(english_run, 
     assert "error" in rows["broken.png"] and len(rows["blank.png"]["top"]) == 5
 
 
+@pytest.mark.slow  # starts processes
 def test_cli_english_test_files_then_predict_matches_eval(english_run, data_dir, tmp_path):
     """The README's recipe: the checkpoint's test split as files, predict.py with labels, and
     the accuracy it prints equals the run's test/acc (eval.py's figure on the same images)."""

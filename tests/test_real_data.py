@@ -49,11 +49,13 @@ def mnist_run(real_dir, tmp_path_factory):
     return out, train(cfg)
 
 
+@pytest.mark.slow  # trains on the real MNIST for a minute
 def test_short_mnist_cnn_run_learns(mnist_run):
     _, metrics = mnist_run
     assert metrics["test/acc"] > 0.95  # 10k training images, one pass
 
 
+@pytest.mark.slow  # trains on the real MNIST for a minute
 def test_eval_mnist_model_on_emnist_mnist_test_split(mnist_run, real_dir, tmp_path):
     out, _ = mnist_run
     cfg = make_config(

@@ -8,19 +8,17 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from conftest import make_config
+from conftest import ROOT, make_config, run_script
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_sweeps import cli
 
 from hwr.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
 QUIET = "callbacks.progress_bar=null"
 
 
+@pytest.mark.slow  # starts processes
 def test_killed_run_resumes_in_its_own_folder(data_dir, tmp_path):
     args = [
         "trainer.max_epochs=4",
@@ -48,7 +46,7 @@ def test_killed_run_resumes_in_its_own_folder(data_dir, tmp_path):
     original_config = (run / ".hydra" / "config.yaml").read_text()
 
     # `resume=true` finds the newest run of the task; the overrides come from that run.
-    resumed = cli("train.py", "resume=true", QUIET, data_dir=data_dir, cwd=tmp_path)
+    resumed = run_script("train.py", "resume=true", QUIET, data_dir=data_dir, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert list(runs.iterdir()) == [run]  # no second run folder
     metrics = json.loads((run / "metrics.json").read_text())
@@ -65,9 +63,10 @@ def test_killed_run_resumes_in_its_own_folder(data_dir, tmp_path):
     assert [d.name for d in (run / "tensorboard").iterdir() if d.is_dir()] == []
 
 
+@pytest.mark.slow  # starts processes
 def test_resume_without_a_run_says_so(data_dir, tmp_path):
     for resume in ("resume=true", "ckpt_path=last"):  # two spellings of one request
-        run = cli("train.py", resume, "task_name=nothing", QUIET, data_dir=data_dir, cwd=tmp_path)
+        run = run_script("train.py", resume, "task_name=nothing", QUIET, data_dir=data_dir, cwd=tmp_path)
         assert run.returncode == 1
         assert "error: resume=True: no checkpoints/last.ckpt in" in run.stderr
     assert not (tmp_path / "outputs" / "nothing" / "runs").exists() or not any(

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_config, needs_real_data
+from conftest import ROOT, make_config, needs_real_data
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
@@ -28,7 +28,6 @@ from hwr.errors import HwrError
 from hwr.inference import Predictor
 from hwr.serve import create_app, run
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking switches Chromium's own connections are refused on a closed
 # network and page loads stall; the rest keep a CI run headless and quiet.
@@ -297,6 +296,7 @@ def test_healthz_answers_while_predictions_run(live_url, predictor, monkeypatch)
         assert [f.result().status_code for f in slow] == [200, 200]
 
 
+@pytest.mark.slow  # starts processes
 def test_load_test_script_smoke(live_url):
     run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "load_test.py"), "--url", live_url, "-n", "40", "-c", "4"],
@@ -357,6 +357,7 @@ def open_page(browser, url: str, dataset: str):
     return page
 
 
+@pytest.mark.slow  # starts processes
 def test_page_draws_predicts_clears_and_erases(browser, live_url, predictor):
     page = open_page(browser, live_url, "english")
     draw(page, SEVEN)
@@ -384,6 +385,7 @@ def test_page_draws_predicts_clears_and_erases(browser, live_url, predictor):
     page.close()
 
 
+@pytest.mark.slow  # starts processes
 def test_page_draws_with_touch(browser, live_url):
     """A finger stroke (CDP touch events, which Chromium turns into pointer events) predicts too."""
     context = browser.new_context(has_touch=True)
@@ -400,6 +402,7 @@ def test_page_draws_with_touch(browser, live_url):
     context.close()
 
 
+@pytest.mark.slow  # starts processes
 def test_page_shows_upload_errors(browser, live_url):
     page = open_page(browser, live_url, "english")
     page.set_input_files(
@@ -440,6 +443,7 @@ def mnist_url(tmp_path_factory, one_thread):
 
 
 @needs_real_data
+@pytest.mark.slow  # starts processes
 def test_page_reads_digits_drawn_with_the_mouse(browser, mnist_url):
     page = open_page(browser, mnist_url, "mnist")
     for points, digit in [([(140, 50), (140, 230)], "1"), (SEVEN, "7")]:

@@ -14,7 +14,7 @@ import hydra
 import lightning as L
 import pytest
 import torch
-from conftest import make_config
+from conftest import ROOT, SMALL_CNN, make_config
 from torch.utils.data import DataLoader, DistributedSampler
 
 from hwr.checkpoint import datamodule_config, load_checkpoint
@@ -28,8 +28,6 @@ from hwr.export import export_model
 from hwr.inference import Predictor
 from hwr.train import build_model, train
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL_CNN = ["model.net.channels=[8,16]", "model.net.head=[32]"]
 SMALL_CNN_ARGS = ["--extra", *SMALL_CNN]  # scripts/benchmark.py: overrides for every run
 
 

@@ -5,29 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_script
 
 from hwr.results import summarize_sweep
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(
-    script: str, *args: str, data_dir: Path, cwd: Path, timeout: int = 600
-) -> subprocess.CompletedProcess:
-    """Run an entry point as a user would, in `cwd`, on the fixture data."""
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**__import__("os").environ, "HWR_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"},
-    )
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -35,10 +18,11 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # starts processes
 def test_multirun_summary_keeps_failed_jobs_and_groups_seeds(data_dir, tmp_path):
     sweep = tmp_path / "sweep"
     # 6 pooling blocks cannot fit a 28 px image: those two jobs fail with a user error.
-    run = cli(
+    run = run_script(
         "train.py", "-m", "debug=fdr", "seed=1,2", "model.net.channels=[8],[8,8,8,8,8,8]",
         "model.net.head=[16]", f"hydra.sweep.dir={sweep}", data_dir=data_dir, cwd=tmp_path,
     )  # fmt: skip
@@ -57,14 +41,15 @@ def test_multirun_summary_keeps_failed_jobs_and_groups_seeds(data_dir, tmp_path)
     assert "| 2 |" in group  # two seeds in the group
 
 
+@pytest.mark.slow  # starts processes
 def test_optuna_study_is_stored_and_continued(data_dir, tmp_path):
     optuna = pytest.importorskip("optuna", reason="the sweeps extra (hwr[sweeps]) is not installed")
     args = ["hparams_search=mnist_optuna", "model=mlp", "debug=fdr", "hydra.sweeper.n_trials=2",
             "callbacks.progress_bar=null", f"paths.log_dir={tmp_path / 'out'}"]  # fmt: skip
-    first = cli("train.py", *args, data_dir=data_dir, cwd=tmp_path)
+    first = run_script("train.py", *args, data_dir=data_dir, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     study_dir = tmp_path / "out" / "debug" / "optuna" / "mnist_mlp"
-    again = cli("train.py", *args, data_dir=data_dir, cwd=tmp_path)  # the same command continues it
+    again = run_script("train.py", *args, data_dir=data_dir, cwd=tmp_path)  # the same command continues it
     assert again.returncode == 0, again.stderr[-2000:]
     study = optuna.load_study(study_name="mnist_mlp", storage=f"sqlite:///{study_dir / 'optuna.db'}")
     assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
@@ -86,6 +71,7 @@ LAUNCHERS = {
 }
 
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_launcher_runs_two_jobs(data_dir, tmp_path, launcher):
     plugin, options = LAUNCHERS[launcher]
@@ -93,7 +79,7 @@ def test_launcher_runs_two_jobs(data_dir, tmp_path, launcher):
     if launcher == "submitit_slurm" and not shutil.which("sbatch"):
         pytest.skip("no SLURM here (sbatch not found): submitit_slurm can only be tested on a cluster")
     sweep = tmp_path / "sweep"
-    run = cli(
+    run = run_script(
         "train.py", "-m", "debug=fdr", "model=mlp", "seed=1,2", f"hydra/launcher={launcher}", *options,
         "callbacks.progress_bar=null", f"hydra.sweep.dir={sweep}", data_dir=data_dir, cwd=tmp_path,
     )  # fmt: skip
@@ -104,10 +90,11 @@ def test_launcher_runs_two_jobs(data_dir, tmp_path, launcher):
     assert seeds == {1, 2}
 
 
+@pytest.mark.slow  # starts processes
 def test_ddp_multirun_gives_one_folder_per_training(data_dir, tmp_path):
     """Two DDP processes (gloo on CPU) per job, two jobs: two folders, each complete."""
     sweep = tmp_path / "sweep"
-    run = cli(
+    run = run_script(
         "train.py", "-m", "seed=1,2", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
         "debug=limit", "trainer.max_epochs=2", "model=mlp", "callbacks.progress_bar=null",
         f"hydra.sweep.dir={sweep}", data_dir=data_dir, cwd=tmp_path, timeout=300,
@@ -124,7 +111,7 @@ def test_ddp_multirun_gives_one_folder_per_training(data_dir, tmp_path):
         assert events and all(e.parent == folder / "tensorboard" for e in events)
     # The test ran once, on the whole test set: eval.py on the same checkpoint agrees.
     best = sweep / "0" / "checkpoints" / "best.ckpt"
-    check = cli(
+    check = run_script(
         "eval.py", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'eval'}", data_dir=data_dir, cwd=tmp_path
     )
     assert check.returncode == 0, check.stderr[-2000:]

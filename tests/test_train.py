@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_config
+from conftest import ROOT, SMALL_CNN, make_config, run_script
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from hwr.cli import CONFIG_DIR
 from hwr.errors import HwrError
 from hwr.eval import evaluate
-from hwr.train import CONFIG_DIR, train
+from hwr.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
-SMALL_CNN = ["model.net.channels=[8,16]", "model.net.head=[32]"]
+EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("data", ["mnist", "emnist", "english"])
@@ -34,10 +33,27 @@ def test_every_data_model_pair_runs(data_dir, tmp_path, data, model):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_configs_run(data_dir, tmp_path, experiment):
     """Each named experiment composes and instantiates (one batch each on the fixtures)."""
-    cfg = make_config("train", [f"experiment={experiment}", "debug=fdr"], data_dir, tmp_path / "run")
+    # fp32: mnist_speedrun asks for bf16, emulated (slow) on most CPUs; tests/test_speed.py trains it
+    overrides = [f"experiment={experiment}", "debug=fdr", "trainer.precision=32-true"]
+    cfg = make_config("train", overrides, data_dir, tmp_path / "run")
     assert cfg.data._target_.startswith("hwr.data.") and cfg.model.net._target_.startswith("hwr.models.")
     metrics = train(cfg)
     assert metrics["data"] == cfg.data._target_.split(".")[2] and "test/acc" in metrics
+
+
+def test_early_stopping_is_opt_in(data_dir, tmp_path):
+    """Off by default (schedules run their whole length); callbacks=early_stopping stops a run
+    whose val/acc cannot improve after `patience` epochs."""
+    common = ["model=mlp", "data.batch_size=16", "trainer.max_epochs=6", "test=false"]
+    full = train(make_config("train", common, data_dir, tmp_path / "a"))
+    stopping = ["callbacks=early_stopping", "callbacks.early_stopping.patience=1"]
+    # min_delta above 1 means no epoch can count as an improvement
+    stopped = train(
+        make_config(
+            "train", [*common, *stopping, "callbacks.early_stopping.min_delta=2"], data_dir, tmp_path / "b"
+        )
+    )
+    assert full["epochs"] == 6 and stopped["epochs"] == 2
 
 
 @pytest.mark.parametrize("debug", ["fdr", "limit", "overfit", "profiler"])
@@ -197,20 +213,12 @@ def test_resume_past_the_one_cycle_schedule_is_refused(trained_run, data_dir, tm
         train(cfg)
 
 
-def _cli(script: str, *args: str, data_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**__import__("os").environ, "HWR_DATA_DIR": str(data_dir)},
-    )
-
-
+@pytest.mark.slow  # starts processes
 def test_cli_train_then_eval(data_dir, tmp_path):
     cache = f"paths.cache_dir={tmp_path / 'cache'}"
-    run = _cli("train.py", "debug=fdr", "data=english", "model=mlp", cache, data_dir=data_dir, cwd=tmp_path)
+    run = run_script(
+        "train.py", "debug=fdr", "data=english", "model=mlp", cache, data_dir=data_dir, cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     [metrics_file] = (tmp_path / "outputs" / "debug" / "runs").glob("*/metrics.json")
     trained = json.loads(metrics_file.read_text())
@@ -224,12 +232,13 @@ def test_cli_train_then_eval(data_dir, tmp_path):
         )
     )
     (tmp_path / "run" / "checkpoints" / "best.ckpt").rename(ckpt)
-    run = _cli("eval.py", f"ckpt_path={ckpt}", "data=english", cache, data_dir=data_dir, cwd=tmp_path)
+    run = run_script("eval.py", f"ckpt_path={ckpt}", "data=english", cache, data_dir=data_dir, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     [eval_metrics] = (tmp_path / "outputs" / "eval" / "runs").glob("*/metrics.json")
     assert json.loads(eval_metrics.read_text())["test/acc"] >= 0
 
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.parametrize(
     "script,args,message",
     [
@@ -246,7 +255,7 @@ def test_cli_train_then_eval(data_dir, tmp_path):
     ],
 )
 def test_cli_user_errors_are_one_clear_line(tmp_path, script, args, message):
-    run = _cli(
+    run = run_script(
         script,
         "debug=fdr" if script == "train.py" else "data=mnist",
         *args,
@@ -258,8 +267,9 @@ def test_cli_user_errors_are_one_clear_line(tmp_path, script, args, message):
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.slow  # starts processes
 def test_cli_bad_config_key(tmp_path):
-    run = _cli("train.py", "data.no_such_key=1", data_dir=tmp_path, cwd=tmp_path)
+    run = run_script("train.py", "data.no_such_key=1", data_dir=tmp_path, cwd=tmp_path)
     assert run.returncode != 0 and "no_such_key" in run.stderr
 
 

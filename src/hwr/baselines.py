@@ -15,10 +15,10 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from hwr.cli import hydra_main
 from hwr.data.base import CharDataModule
-from hwr.errors import HwrError, user_errors
+from hwr.errors import HwrError
 from hwr.report import MAX_MISTAKES, TestOutputs, write_report
-from hwr.train import CONFIG_DIR
 from hwr.utils.run import hydra_overrides, print_metrics, start_run, write_metrics
 
 log = logging.getLogger("hwr")
@@ -110,8 +110,4 @@ def run_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     return results
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="baselines")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
-    with user_errors():
-        run_baselines(cfg)
+main = hydra_main("baselines")(run_baselines)

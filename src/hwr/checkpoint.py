@@ -16,6 +16,7 @@ import torch
 from omegaconf import OmegaConf
 
 from hwr.classifier import Classifier
+from hwr.cli import CONFIG_DIR
 from hwr.errors import HwrError
 from hwr.models.ensemble import Ensemble
 
@@ -100,10 +101,8 @@ def datamodule_config(
 
     The class comes from `configs/data/<dataset>.yaml`, so the checkpoint need not store code paths.
     """
-    from hwr.train import CONFIG_DIR  # here, not at import: hwr.train imports the whole stack
-
     name = trained_on.get("dataset")
-    config_file = Path(CONFIG_DIR) / "data" / f"{name}.yaml"
+    config_file = CONFIG_DIR / "data" / f"{name}.yaml"
     if not name or not config_file.is_file():
         raise HwrError("the checkpoint does not say which data config it was trained with; pass data=<name>")
     cfg = {k: v for k, v in trained_on.items() if k not in (*LOCAL_KEYS, "dataset")}

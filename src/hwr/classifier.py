@@ -28,7 +28,6 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from hwr.compiled import CompiledNet, compile_mode
 from hwr.errors import HwrError
 from hwr.models.ensemble import tta_logits
-from hwr.report import MAX_MISTAKES, TestOutputs
 
 
 def _plain(cfg: Any) -> Any:
@@ -105,7 +104,6 @@ class Classifier(L.LightningModule):
         self.metrics = nn.ModuleDict({s: build_metrics(num_classes) for s in ("val_", "test_")})
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # saved in checkpoints: a resumed run keeps its best
-        self.test_outputs: TestOutputs | None = None  # filled by the test pass
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets `_current_fx_name` (a string) around every hook, about 40 times a
@@ -232,34 +230,9 @@ class Classifier(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")
 
-    def on_test_epoch_start(self) -> None:
-        self._test_parts: dict[str, list[torch.Tensor]] = {
-            k: [] for k in ("probs", "targets", "images", "index")
-        }
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        logits = self._step(batch, "test")
-        # Keep this one pass of predictions for the report (hwr.report): nothing is predicted twice.
-        x, y = batch
-        probs = logits.detach().float().softmax(dim=-1).cpu()
-        parts = self._test_parts
-        seen = sum(len(t) for t in parts["targets"])  # position of this batch in the test set
-        parts["probs"].append(probs)
-        parts["targets"].append(y.cpu())
-        room = MAX_MISTAKES - sum(len(i) for i in parts["index"])
-        if room > 0:
-            wrong = torch.nonzero(probs.argmax(dim=1) != y.cpu()).flatten()[:room]
-            parts["images"].append(x[wrong.to(x.device)].detach().cpu())
-            parts["index"].append(wrong + seen)
-
-    def on_test_epoch_end(self) -> None:
-        parts = self._test_parts
-        self.test_outputs = TestOutputs(
-            probs=torch.cat(parts["probs"]),
-            targets=torch.cat(parts["targets"]),
-            mistake_images=torch.cat(parts["images"]) if parts["images"] else torch.empty(0),
-            mistake_index=torch.cat(parts["index"]) if parts["index"] else torch.empty(0, dtype=torch.long),
-        )
+    def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        # the logits go to the callbacks: hwr.report.TestReport keeps them for the report
+        return self._step(batch, "test")
 
     def on_train_start(self) -> None:
         # After a resume the restored OneCycle schedule keeps its old length; training past it

@@ -15,12 +15,11 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from hwr.checkpoint import SPLIT_KEYS, datamodule_config, expand_paths, load_models
+from hwr.cli import hydra_main
 from hwr.data.base import CharDataModule
-from hwr.errors import HwrError, user_errors
-from hwr.train import CONFIG_DIR
+from hwr.errors import HwrError
 from hwr.utils.config import flat_hparams
 from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run
-from hwr.utils.sweep import run_task
 
 log = logging.getLogger("hwr")
 
@@ -76,11 +75,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     results = trainer.test(model, datamodule=dm)
     metrics: dict[str, Any] = scalar_metrics(results[0] if results else {})
     test_ckpt = [str(p) for p in members] if len(members) > 1 else str(members[0])
-    return finish_run(cfg, dm.name, model, trainer.loggers, metrics, started, test_ckpt=test_ckpt)
+    return finish_run(cfg, dm.name, model, trainer, metrics, started, test_ckpt=test_ckpt)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
-def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns test/acc."""
-    with user_errors():
-        return run_task(cfg, evaluate, objective="test/acc")
+# the command line; returns test/acc (eval.py -m sweeps over checkpoints or data)
+main = hydra_main("eval", objective="test/acc")(evaluate)

@@ -18,11 +18,11 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
+from hwr.cli import hydra_main
 from hwr.data.augment import random_affine
 from hwr.data.base import CharDataModule, LabelledImages
-from hwr.errors import HwrError, user_errors
+from hwr.errors import HwrError
 from hwr.report import new_figure
-from hwr.train import CONFIG_DIR
 from hwr.utils.run import start_run
 
 log = logging.getLogger("hwr")
@@ -183,8 +183,4 @@ def explore(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="explore")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
-    with user_errors():
-        explore(cfg)
+main = hydra_main("explore")(explore)

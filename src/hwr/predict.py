@@ -16,14 +16,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from hwr.errors import HwrError, user_errors
+from hwr.cli import hydra_main
+from hwr.errors import HwrError
 from hwr.inference import Prediction, Predictor
 from hwr.preprocess import load_image
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
@@ -159,10 +158,11 @@ def print_table(rows: list[dict], summary: str) -> None:
         print(summary)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
-    with user_errors():
-        status = run(cfg)
+def predict(cfg: DictConfig) -> None:
+    """`run(cfg)`, exiting with its status when an input could not be read."""
+    status = run(cfg)
     if status:
         raise SystemExit(status)
+
+
+main = hydra_main("predict")(predict)

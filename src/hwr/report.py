@@ -1,8 +1,8 @@
 """Evaluation report: confusion matrix, per-class scores, most-confused pairs, mistakes.
 
-Built from the one pass of test predictions the Classifier keeps (`model.test_outputs`), so
-nothing is predicted twice. Written as files under `<run_dir>/report/` and as images in
-TensorBoard.
+`TestReport`, a callback that train.py and eval.py add to their Trainer, keeps the one pass
+of test predictions, so nothing is predicted twice, and writes the report when testing ends:
+files under `<run_dir>/report/` and images in TensorBoard.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import rich
 import rich.table
 import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from torchmetrics.functional.classification import (
     multiclass_confusion_matrix,
@@ -37,14 +38,14 @@ def new_figure(**kwargs: Any) -> Figure:
 
 
 TOP_PAIRS = 20
-MAX_MISTAKES = 512  # mistakes whose images the Classifier keeps
+MAX_MISTAKES = 512  # mistakes whose images the test pass keeps
 SHOWN_MISTAKES = 64  # the most confident of them go in the grid
 
 
 @dataclass
 class TestOutputs:
-    """What the Classifier keeps from its test pass: probabilities [N, C], targets [N], and
-    the (normalised) images of the first mistakes, with their positions."""
+    """What a test pass leaves for the report: probabilities [N, C], targets [N], and the
+    images of the first mistakes (as the model saw them), with their positions."""
 
     probs: torch.Tensor
     targets: torch.Tensor
@@ -206,3 +207,59 @@ def print_pairs(pairs: list[dict[str, Any]]) -> None:
     for row in pairs:
         table.add_row(row["true"], row["predicted"], str(row["count"]), f"{row['share']:.1%}")
     rich.print(table)
+
+
+class TestReport(Callback):
+    """Keep the test pass's predictions and write the report when testing ends.
+
+    The LightningModule's `test_step` returns its logits (log-probabilities under TTA or an
+    ensemble; softmax gives the probabilities either way). `metrics` holds the report's
+    summary for metrics.json after `trainer.test`.
+
+    Args:
+        output_dir: the run folder; the report goes to `<output_dir>/report/`.
+    """
+
+    def __init__(self, output_dir: str | Path) -> None:
+        self.output_dir = Path(output_dir)
+        self.outputs: TestOutputs | None = None
+        self.metrics: dict[str, float] = {}
+        self._parts: dict[str, list[torch.Tensor]] = {}
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._parts = {k: [] for k in ("probs", "targets", "images", "index")}
+        self.outputs, self.metrics = None, {}
+
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        x, y = batch
+        probs = outputs.detach().float().softmax(dim=-1).cpu()
+        parts = self._parts
+        seen = sum(len(t) for t in parts["targets"])  # position of this batch in the test set
+        parts["probs"].append(probs)
+        parts["targets"].append(y.cpu())
+        room = MAX_MISTAKES - sum(len(i) for i in parts["index"])
+        if room > 0:
+            wrong = torch.nonzero(probs.argmax(dim=1) != y.cpu()).flatten()[:room]
+            parts["images"].append(x[wrong.to(x.device)].detach().cpu())
+            parts["index"].append(wrong + seen)
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        parts = self._parts
+        self.outputs = TestOutputs(
+            probs=torch.cat(parts["probs"]),
+            targets=torch.cat(parts["targets"]),
+            mistake_images=torch.cat(parts["images"]) if parts["images"] else torch.empty(0),
+            mistake_index=torch.cat(parts["index"]) if parts["index"] else torch.empty(0, dtype=torch.long),
+        )
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.is_global_zero and self.outputs is not None:
+            self.metrics = write_report(self.outputs, pl_module.class_names, self.output_dir, trainer.loggers)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import hydra
 import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException, Request
@@ -31,11 +30,11 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from hwr.errors import HwrError, user_errors
+from hwr.cli import hydra_main
+from hwr.errors import HwrError
 from hwr.inference import Predictor
 from hwr.preprocess import ImageTooLarge, load_image
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 WEB_DIR = Path(__file__).resolve().parent / "web"
 MB = 1_000_000  # load_image reports sizes in decimal MB, so the limit is counted the same way
 # Room for multipart headers or a data: URL prefix on top of the image itself.
@@ -261,8 +260,4 @@ def run(cfg: DictConfig) -> None:
     uvicorn.run(app, host=cfg.host, port=int(cfg.port), log_level=cfg.log_level)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="serve")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
-    with user_errors():
-        run(cfg)
+main = hydra_main("serve")(run)

@@ -14,18 +14,14 @@ from omegaconf import DictConfig, open_dict
 
 from hwr.callbacks import TrainingClock
 from hwr.classifier import Classifier
+from hwr.cli import hydra_main
 from hwr.data.base import CharDataModule
-from hwr.errors import HwrError, user_errors
-from hwr.utils import ddp
+from hwr.errors import HwrError
 from hwr.utils.config import flat_hparams
-from hwr.utils.resume import register_resolvers, resume_config
+from hwr.utils.resume import resume_config
 from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run
-from hwr.utils.sweep import run_task
 
 log = logging.getLogger("hwr")
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
-register_resolvers()  # hydra.run.dir uses them, and is resolved before main() runs
-ddp.install()  # DDP child processes join this run's folder instead of starting their own
 
 
 def build_model(model_cfg: DictConfig, dm: CharDataModule) -> Classifier:
@@ -95,11 +91,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results = trainer.test(model, datamodule=dm, ckpt_path=test_ckpt)
         metrics.update(scalar_metrics(results[0] if results else {}))
 
-    return finish_run(cfg, dm.name, model, trainer.loggers, metrics, started, **facts, test_ckpt=test_ckpt)
+    return finish_run(cfg, dm.name, model, trainer, metrics, started, **facts, test_ckpt=test_ckpt)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns val/acc_best so sweepers can optimise it."""
-    with user_errors(), ddp.job_scope():
-        return run_task(cfg, train, objective="val/acc_best")
+# the command line; returns val/acc_best so sweepers can optimise it
+main = hydra_main("train", objective="val/acc_best")(train)

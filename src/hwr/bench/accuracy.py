@@ -90,7 +90,6 @@ def time_to_accuracy(overrides: list[str], every: int, max_seconds: float, max_s
     """
     extra = [
         f"+callbacks.time_to_acc.max_seconds={max_seconds}",
-        "callbacks.early_stopping=null",
         "test=false",
     ]
     return _tested_run([*overrides, *extra], every, max_steps)[1]

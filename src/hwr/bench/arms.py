@@ -23,13 +23,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
 
 from hwr.bench.plain_loop import PlainLoop
 from hwr.callbacks import synced_time
-from hwr.train import CONFIG_DIR, train
+from hwr.cli import CONFIG_DIR, compose_config
+from hwr.train import train
 
-ROOT = Path(CONFIG_DIR).parent
+ROOT = CONFIG_DIR.parent
 # hwr arms: config overrides on top of the benchmark's own.
 HWR_ARMS: dict[str, list[str]] = {
     "hwr": [],
@@ -128,10 +128,8 @@ class StepTimer(L.Callback):
 
 def training_config(overrides: list[str], out: Path):
     """train.yaml composed with `overrides`, writing into `out` (no Hydra run needed)."""
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        return compose(
-            "train", overrides=[f"paths.output_dir={out}", f"paths.cache_dir={out / 'cache'}", *overrides]
-        )
+    paths = [f"paths.output_dir={out}", f"paths.cache_dir={out / 'cache'}"]
+    return compose_config("train", [*paths, *overrides])
 
 
 def hwr_images_per_second(overrides: list[str], steps: int, warmup: int) -> float:

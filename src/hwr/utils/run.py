@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from hwr.report import TestReport
 from hwr.utils.config import print_config_tree
 
 log = logging.getLogger("hwr")
@@ -36,12 +37,13 @@ def instantiate_group(cfg: DictConfig | None) -> list[Any]:
 
 
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
-    """The Trainer of `cfg.trainer` (with `overrides`) and the callbacks and loggers of `cfg`."""
+    """The Trainer of `cfg.trainer` (with `overrides`) and the callbacks and loggers of `cfg`;
+    with `report` on (the default), a TestReport that writes the report of `trainer.test`."""
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if cfg.get("report", True):
+        callbacks.append(TestReport(cfg.paths.output_dir))
     return hydra.utils.instantiate(
-        cfg.trainer,
-        callbacks=instantiate_group(cfg.get("callbacks")),
-        logger=instantiate_group(cfg.get("logger")) or False,
-        **overrides,
+        cfg.trainer, callbacks=callbacks, logger=instantiate_group(cfg.get("logger")) or False, **overrides
     )
 
 
@@ -124,19 +126,17 @@ def finish_run(
     cfg: DictConfig,
     data_name: str,
     model: L.LightningModule,
-    loggers: list[Logger],
+    trainer: L.Trainer,
     metrics: dict[str, Any],
     started: float,
     **details: Any,
 ) -> dict[str, Any]:
-    """Write the test report (when there was a test), add the run's facts to `metrics`,
-    write metrics.json and print the table; return metrics."""
+    """Add the test report's summary (when `trainer` tested) and the run's facts to
+    `metrics`, write metrics.json and print the table; return metrics."""
     output_dir = Path(cfg.paths.output_dir)
-    outputs = getattr(model, "test_outputs", None)
-    if outputs is not None and cfg.get("report", True):
-        from hwr.report import write_report  # figures: only once there is a test to report
-
-        metrics.update(write_report(outputs, model.class_names, output_dir, loggers))
+    for callback in trainer.callbacks:
+        if isinstance(callback, TestReport):
+            metrics.update(callback.metrics)
     metrics.update(
         status="completed",
         task=cfg.task_name,
