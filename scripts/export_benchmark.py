@@ -19,7 +19,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from hwr.export import ExportedModel, parity_inputs
+from hwr.export import parity_inputs
+from hwr.exported import ExportedModel
 from hwr.inference import Predictor
 
 

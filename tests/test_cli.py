@@ -52,3 +52,14 @@ def test_importing_every_hwr_module_changes_nothing_global():
     assert result["prepared"]["resolvers"] == ["hwr_output_subdir", "hwr_run_dir", "hwr_sqlite"]
     assert result["prepared"]["ddp_hook"] == "hwr.utils.ddp"
     assert result["before"]["ddp_hook"] != "hwr.utils.ddp"
+
+
+def test_a_lightning_without_the_ddp_hook_is_refused(monkeypatch):
+    """DDP under Hydra relies on a private Lightning hook: its absence stops the command at once."""
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    from hwr.utils import ddp
+
+    monkeypatch.delattr(subprocess_script, "_hydra_subprocess_cmd")
+    with pytest.raises(RuntimeError, match=r"subprocess_script._hydra_subprocess_cmd.*lightning>=2.4,<2.7"):
+        ddp.install()

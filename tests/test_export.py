@@ -144,7 +144,7 @@ def test_cli_default_output_and_light_loading(english_run, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no Hydra run folder
     ink_png(tmp_path / "a.png", 3, writer=2)
     code = (
-        "import sys; from PIL import Image; from hwr.export import ExportedModel; "
+        "import sys; from PIL import Image; from hwr.exported import ExportedModel; "
         f"top = ExportedModel.load({str(model)!r}).predict([Image.open({str(tmp_path / 'a.png')!r})]); "
         "print(top[0][0][0], *(m in sys.modules for m in ('lightning', 'hwr.classifier', 'torch', 'hydra')))"
     )

@@ -75,7 +75,8 @@ def test_emnist_byclass_test_split(real_dir):
     dm = EMNISTDataModule(real_dir, split="byclass", download=False)
     dm.setup("test")
     assert len(dm.test_set) == 116_323 and dm.num_classes == 62
-    assert dm.test_set.labels[:5].tolist() == [18, 36, 0, 3, 33]  # I a 0 3 X (SOURCES.md)
+    # the first labels of emnist-byclass-test: I a 0 3 X
+    assert dm.test_set.labels[:5].tolist() == [18, 36, 0, 3, 33]
     with pytest.raises(HwrError, match="EMNIST byclass train files not found"):
         dm.setup("fit")
 

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 
 from hwr.errors import HwrError
 from hwr.inference import Predictor
-from hwr.serve import create_app, run
+from hwr.serve import create_app, predict_upload, run
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking switches Chromium's own connections are refused on a closed
@@ -165,6 +165,19 @@ def test_bad_input_gets_a_one_line_4xx(client, kwargs, status, reason):
     assert answer.status_code == status and reason in detail, detail
     assert isinstance(detail, str) and "\n" not in detail and len(detail) < 200
     assert client.get("/healthz").status_code == 200
+
+
+def test_predict_upload_works_without_http(predictor):
+    """The route's work is a plain function: a PNG body gives the predictor's answer, a JSON body
+    without its field a 422 that says which field."""
+    from fastapi import HTTPException
+
+    answer = predict_upload(predictor, canvas_png(), "image/png", top_k=3, max_upload_bytes=5_000_000)
+    assert answer["label"] in predictor.class_names and len(answer["top"]) == 3
+    assert answer["seen"].startswith("data:image/png;base64,")
+    with pytest.raises(HTTPException) as refused:
+        predict_upload(predictor, b'{"img": "x"}', "application/json", top_k=3, max_upload_bytes=5_000_000)
+    assert refused.value.status_code == 422 and "missing field 'image'" in refused.value.detail
 
 
 def test_uploads_never_touch_the_disk(client, monkeypatch, tmp_path):

@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_script
+from conftest import make_config, run_script
 
+from hwr.eval import evaluate
 from hwr.results import summarize_sweep
 
 
@@ -111,12 +112,8 @@ def test_ddp_multirun_gives_one_folder_per_training(data_dir, tmp_path):
         assert events and all(e.parent == folder / "tensorboard" for e in events)
     # The test ran once, on the whole test set: eval.py on the same checkpoint agrees.
     best = sweep / "0" / "checkpoints" / "best.ckpt"
-    check = run_script(
-        "eval.py", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'eval'}", data_dir=data_dir, cwd=tmp_path
-    )
-    assert check.returncode == 0, check.stderr[-2000:]
-    tested = json.loads((sweep / "0" / "metrics.json").read_text())["test/acc"]
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/acc"] == tested
+    checked = evaluate(make_config("eval", [f"ckpt_path={best}"], data_dir, tmp_path / "eval"))
+    assert checked["test/acc"] == json.loads((sweep / "0" / "metrics.json").read_text())["test/acc"]
 
 
 def test_summary_lists_jobs_killed_before_metrics(tmp_path):

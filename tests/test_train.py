@@ -39,6 +39,9 @@ def test_experiment_configs_run(data_dir, tmp_path, experiment):
     assert cfg.data._target_.startswith("hwr.data.") and cfg.model.net._target_.startswith("hwr.models.")
     metrics = train(cfg)
     assert metrics["data"] == cfg.data._target_.split(".")[2] and "test/acc" in metrics
+    # the experiment's tags are in the run record, to find its runs by
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["tags"] == list(cfg.tags) and experiment.split("_")[0] in saved["tags"]
 
 
 def test_early_stopping_is_opt_in(data_dir, tmp_path):
@@ -60,10 +63,19 @@ def test_early_stopping_is_opt_in(data_dir, tmp_path):
 def test_debug_configs_run(data_dir, tmp_path, debug):
     out = tmp_path / "run"
     overrides = [f"debug={debug}", "model=mlp", "data.batch_size=16"]
-    if debug != "fdr":
+    if debug in ("limit", "profiler"):
         overrides.append("trainer.max_epochs=2")
+    if debug == "limit":
+        overrides.append("trainer.limit_train_batches=3")
     metrics = train(make_config("train", overrides, data_dir, out))
     assert metrics["task"] == "debug" and "test/acc" in metrics
+    if debug == "fdr":
+        assert metrics["global_step"] == 1  # one batch of each stage
+    if debug == "limit":
+        assert metrics["global_step"] == 2 * 3  # epochs x limited batches
+    if debug == "overfit":
+        # its 30 epochs on the same 4 batches: the model has memorised them
+        assert metrics["global_step"] == 30 * 4 and metrics["train/acc"] >= 0.95
     if debug == "profiler":
         assert any(out.glob("*profile*.txt"))
 
@@ -238,26 +250,37 @@ def test_cli_train_then_eval(data_dir, tmp_path):
     assert json.loads(eval_metrics.read_text())["test/acc"] >= 0
 
 
+USER_ERRORS = [
+    ("train", ["data.download=false"], "error: MNIST not found"),
+    ("train", ["data=emnist", "data.split=bogus"], "error: data.split='bogus' is not an EMNIST split"),
+    ("train", ["model.net.channels=[8,8,8,8,8,8]"], "error: 6 pooling blocks need images of at least 64"),
+    ("train", ["ckpt_path=nope.ckpt"], "error: ckpt_path=nope.ckpt does not exist"),
+    ("eval", [], "error: eval.py needs ckpt_path="),
+    ("eval", ["ckpt_path=nope.ckpt"], "error: checkpoint not found: nope.ckpt"),
+]
+
+
+@pytest.mark.parametrize("name,args,message", USER_ERRORS)
+def test_user_errors_are_one_clear_line(tmp_path, name, args, message):
+    """What an entry point's main does with a user error: exit with `error: <one line>`."""
+    from hwr.cli import run
+    from hwr.eval import evaluate
+
+    task = {"train": train, "eval": evaluate}[name]
+    extra = ["debug=fdr"] if name == "train" else ["data=mnist"]
+    cfg = make_config(name, [*extra, *args], tmp_path / "empty", tmp_path / "out")
+    with pytest.raises(SystemExit) as exited:
+        run(cfg, task)
+    assert str(exited.value.code).startswith(message) and "\n" not in str(exited.value.code)
+
+
 @pytest.mark.slow  # starts processes
-@pytest.mark.parametrize(
-    "script,args,message",
-    [
-        ("train.py", ["data.download=false"], "error: MNIST not found"),
-        ("train.py", ["data=emnist", "data.split=bogus"], "error: data.split='bogus' is not an EMNIST split"),
-        (
-            "train.py",
-            ["model.net.channels=[8,8,8,8,8,8]"],
-            "error: 6 pooling blocks need images of at least 64",
-        ),
-        ("train.py", ["ckpt_path=nope.ckpt"], "error: ckpt_path=nope.ckpt does not exist"),
-        ("eval.py", [], "error: eval.py needs ckpt_path="),
-        ("eval.py", ["ckpt_path=nope.ckpt"], "error: checkpoint not found: nope.ckpt"),
-    ],
-)
+@pytest.mark.parametrize("script,args,message", [USER_ERRORS[1], USER_ERRORS[4]])
 def test_cli_user_errors_are_one_clear_line(tmp_path, script, args, message):
+    """The same from the command line: status 1, the message last on stderr, no traceback."""
     run = run_script(
-        script,
-        "debug=fdr" if script == "train.py" else "data=mnist",
+        f"{script}.py",
+        "debug=fdr" if script == "train" else "data=mnist",
         *args,
         data_dir=tmp_path / "empty",
         cwd=tmp_path,

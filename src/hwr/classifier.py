@@ -133,9 +133,11 @@ class Classifier(L.LightningModule):
         net = self._compiled if self._compiled is not None else self.net
         return net(self._input(x))
 
-    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (or log-probabilities) for testing and prediction, with test-time shifts if set."""
-        return tta_logits(self.net, self._input(x), int(self.hparams.get("tta_shift") or 0))
+    def predict_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities for testing and prediction, averaged over test-time shifts if set
+        (and over members when the network is an Ensemble)."""
+        shift = int(self.hparams.get("tta_shift") or 0)
+        return tta_logits(self.net, self._input(x), shift).log_softmax(dim=-1)
 
     def on_fit_start(self) -> None:
         if self.compile_mode and self._compiled is None:
@@ -206,7 +208,7 @@ class Classifier(L.LightningModule):
         x, y = batch
         if stage == "val":
             self._mark_step()
-        logits = self.predict_logits(x) if stage == "test" else self(x)
+        logits = self.predict_log_probs(x) if stage == "test" else self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         metrics = self.metrics[f"{stage}_"]
         metrics.update(logits, y)
@@ -256,7 +258,7 @@ class Classifier(L.LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        return self.predict_logits(x).softmax(dim=-1)
+        return self.predict_log_probs(x).exp()
 
     def configure_optimizers(self):
         optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self.parameters())

@@ -7,7 +7,7 @@ config: `hydra.run.dir` goes through the `hwr_run_dir` resolver and is resolved 
 task runs. Code that composes hwr's configs itself (tests, notebooks, the benchmark) uses
 `compose_config`, which does the same.
 
-    main = hydra_main("train", objective="val/acc_best")(train)   # in hwr/train.py
+    main = hydra_main("train")(train)   # in hwr/train.py
 """
 
 from __future__ import annotations
@@ -46,28 +46,25 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
         return compose(name, overrides=overrides)
 
 
-def run(cfg: DictConfig, task: Task, objective: str | None = None) -> Any:
+def run(cfg: DictConfig, task: Task) -> Any:
     """`task(cfg)` as an entry point runs it: an HwrError becomes `error: ...` and exit status
-    1, DDP state is cleared after the job, and with `objective` a multirun job's failure is
-    recorded instead of stopping the sweep (the task's `objective` metric is returned)."""
+    1, and DDP state is cleared after the job. A config with an `objective` key (train, eval)
+    makes it a sweep job: the task's metrics.json value of that metric is returned to the
+    sweeper, and in a multirun a failure is recorded instead of stopping the sweep."""
     with user_errors(), ddp.job_scope():
-        if objective is None:
+        if cfg.get("objective") is None:
             return task(cfg)
-        return run_task(cfg, task, objective=objective)
+        return run_task(cfg, task, objective=cfg.objective)
 
 
-def hydra_main(config_name: str, objective: str | None = None) -> Callable[[Task], Callable[[], Any]]:
-    """Decorator: `task(cfg)` becomes a Hydra command-line main on `configs/<config_name>.yaml`.
-
-    Args:
-        config_name: the primary config (train, eval, predict, ...).
-        objective: the metric a sweep optimises; the main returns it (see `run`).
-    """
+def hydra_main(config_name: str) -> Callable[[Task], Callable[[], Any]]:
+    """Decorator: `task(cfg)` becomes a Hydra command-line main on `configs/<config_name>.yaml`,
+    run by `run` (`config_name` is the primary config: train, eval, predict, ...)."""
 
     def decorate(task: Task) -> Callable[[], Any]:
         @functools.wraps(task)  # Hydra names the job after the task's module (train, eval, ...)
         def job(cfg: DictConfig) -> Any:
-            return run(cfg, task, objective)
+            return run(cfg, task)
 
         hydra_job = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(job)
 

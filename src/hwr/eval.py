@@ -78,5 +78,5 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return finish_run(cfg, dm.name, model, trainer, metrics, started, test_ckpt=test_ckpt)
 
 
-# the command line; returns test/acc (eval.py -m sweeps over checkpoints or data)
-main = hydra_main("eval", objective="test/acc")(evaluate)
+# the command line; returns the config's `objective` (test/acc): eval.py -m sweeps checkpoints or data
+main = hydra_main("eval")(evaluate)

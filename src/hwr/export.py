@@ -6,9 +6,9 @@ white ink on black (`Preprocessing.pixels(image) / 255`), applies the training n
 the ensemble and the test-time shifts inside, and returns class probabilities [N, C]. Before
 the files get their final names, the export is checked against `Predictor.probabilities`.
 
-`ExportedModel` loads such a file with onnxruntime or torch.jit and predicts PIL images with
-the same `hwr.preprocess` code as predict.py. It never imports Lightning or the Classifier:
-those imports live inside `export_model`, and onnxruntime/torch.jit are imported on load.
+`hwr.exported.ExportedModel` (also importable from here) loads such a file and predicts PIL
+images. This module imports neither Lightning nor the Classifier at import time: those
+imports live inside `export_model`, so loading an export needs neither.
 """
 
 from __future__ import annotations
@@ -26,24 +26,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 import hwr
 from hwr.errors import HwrError
+from hwr.exported import FORMATS, INPUT_NAME, OUTPUT_NAME, ExportedModel, sidecar_path
 from hwr.preprocess import Preprocessing
+
+__all__ = ["TOLERANCE", "ExportedModel", "export_model", "parity_inputs", "run", "sidecar_path"]
 
 if TYPE_CHECKING:
     from torch import nn
 
     from hwr.inference import Predictor
 
-# format -> file suffix of the model
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
-# The issue's bar: exported and PyTorch probabilities agree within this on every entry.
+# exported and PyTorch probabilities must agree within this on every entry
 TOLERANCE = 1e-4
-INPUT_NAME, OUTPUT_NAME = "pixels", "probs"
-
-
-def sidecar_path(model_path: str | Path) -> Path:
-    """`model.onnx` -> `model.onnx.json`: both formats can then sit in one folder."""
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.name + ".json")
 
 
 def _wrapper(predictor: Predictor) -> nn.Module:
@@ -56,7 +50,7 @@ def _wrapper(predictor: Predictor) -> nn.Module:
     class Exportable(nn.Module):
         # Holds the plain network, not the Classifier: torch.jit.trace walks every submodule's
         # attributes, and a LightningModule's `trainer` property raises outside a Trainer.
-        # `tta_logits` is the very function Classifier.predict_logits calls, and the parity
+        # `tta_logits` is the very function Classifier.predict_log_probs calls, and the parity
         # check compares against Predictor.probabilities, so any drift would be caught.
         def __init__(self, net: nn.Module, shift: int, mean: float, std: float):
             super().__init__()
@@ -113,7 +107,7 @@ def _write_torchscript(module: nn.Module, example: Any, path: Path) -> None:
     import torch
 
     # torch.jit is deprecated in favour of torch.export, but a traced .pt is still what
-    # torch.jit.load / libtorch (C++, mobile) read without the Python code; the issue asks for it.
+    # torch.jit.load / libtorch (C++, mobile) read without the Python code, and users deploy there.
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*deprecated.*")
@@ -146,90 +140,22 @@ def export_model(
     """
     if fmt not in FORMATS:
         raise HwrError(f"format={fmt!r} is not supported; use format={' or format='.join(FORMATS)}")
-    import torch
-
     from hwr.checkpoint import expand_paths
     from hwr.inference import Predictor
 
     sources = expand_paths(ckpt_path)
-    path = Path(output) if output else default_output(sources, fmt)
-    allowed = (".pt", ".pth") if fmt == "torchscript" else (".onnx",)
-    if path.suffix not in allowed:
-        raise HwrError(f"output={path} does not end in {' or '.join(allowed)} as a {fmt} model should")
-    sidecar = sidecar_path(path)
-    existing = [str(p) for p in (path, sidecar) if p.exists()]
-    if existing and not overwrite:
-        verb = "exists" if len(existing) == 1 else "exist"
-        raise HwrError(f"{' and '.join(existing)} {verb}; pass overwrite=true or another output=")
-
+    path, sidecar = _output_paths(sources, fmt, output, overwrite)
     predictor = Predictor.from_checkpoint(sources, device="cpu")
     if tta_shift is not None:
         predictor.model.hparams["tta_shift"] = int(tta_shift)
-    module = _wrapper(predictor)
-    prep, classes = predictor.preprocessing, predictor.class_names
-    size = prep.image_size
-    example = torch.rand(2, 1, size, size)  # batch 2, not 1: a batch of 1 could be specialised
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_model = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp_sidecar = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
     try:
-        started = time.perf_counter()
-        try:
-            if fmt == "onnx":
-                _write_onnx(module, example, tmp_model, opset)
-            else:
-                _write_torchscript(module, example, tmp_model)
-        except Exception as e:  # noqa: BLE001 - an op the exporter lacks: one line, not pages of trace
-            reason = (str(e).strip().splitlines() or [""])[0][:300]
-            raise HwrError(
-                f"torch cannot export this model to {fmt} ({type(e).__name__}: {reason}); "
-                "try the other format, or tta_shift=0"
-            ) from e
-        seconds = time.perf_counter() - started
-        x = parity_inputs(prep, classes, parity_batch)
-        exported = ExportedModel(tmp_model, fmt, {"classes": classes, "preprocessing": prep.to_dict()})
-        reference = predictor.probabilities(torch.from_numpy((x - prep.mean) / prep.std)).numpy()
-        diff = float(np.abs(exported.probabilities(x) - reference).max())
-        if not diff <= TOLERANCE:  # `not <=` also catches NaN
-            raise HwrError(
-                f"the {fmt} export differs from PyTorch by {diff:.2e} (> {TOLERANCE:g}); nothing was written"
-            )
-        info = predictor.info()
-        meta = {
-            "format": fmt,
-            "file": path.name,
-            "size_bytes": tmp_model.stat().st_size,
-            "input": {
-                "name": INPUT_NAME,
-                "shape": ["N", 1, size, size],
-                "dtype": "float32",
-                "values": "pixel/255, white ink on black: Preprocessing.pixels(image) / 255",
-            },
-            "output": {
-                "name": OUTPUT_NAME,
-                "shape": ["N", len(classes)],
-                "dtype": "float32",
-                "values": "class probabilities, in the order of classes",
-            },
-            "classes": classes,
-            "preprocessing": prep.to_dict(),
-            "dataset": info["dataset"],
-            "model": info["model"],
-            "checkpoints": [str(Path(s).resolve()) for s in sources],
-            "test_acc": info["test_acc"],
-            "tta_shift": info["tta_shift"],
-            "opset": _opset(tmp_model) if fmt == "onnx" else None,
-            "parity": {
-                "max_abs_diff": diff,
-                "tolerance": TOLERANCE,
-                "inputs": len(x),
-                "reference": "hwr.inference.Predictor.probabilities",
-            },
-            "export_seconds": round(seconds, 2),
-            "hwr_version": hwr.__version__,
-            "torch_version": torch.__version__,
-        }
+        seconds = _write(predictor, fmt, tmp_model, opset)
+        parity = _parity(predictor, tmp_model, fmt, parity_batch)
+        meta = _description(predictor, sources, fmt, path.name, tmp_model, parity, seconds)
         tmp_sidecar.write_text(json.dumps(meta, indent=1) + "\n")
         os.replace(tmp_model, path)
         os.replace(tmp_sidecar, sidecar)
@@ -239,81 +165,112 @@ def export_model(
     return {**meta, "path": str(path), "sidecar": str(sidecar)}
 
 
+def _output_paths(
+    sources: Sequence[str], fmt: str, output: str | Path | None, overwrite: bool
+) -> tuple[Path, Path]:
+    """(model file, sidecar) to write; refuses a wrong suffix and, without `overwrite`, existing files."""
+    path = Path(output) if output else default_output(sources, fmt)
+    allowed = (".pt", ".pth") if fmt == "torchscript" else (".onnx",)
+    if path.suffix not in allowed:
+        raise HwrError(f"output={path} does not end in {' or '.join(allowed)} as a {fmt} model should")
+    sidecar = sidecar_path(path)
+    existing = [str(p) for p in (path, sidecar) if p.exists()]
+    if existing and not overwrite:
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise HwrError(f"{' and '.join(existing)} {verb}; pass overwrite=true or another output=")
+    return path, sidecar
+
+
+def _write(predictor: Predictor, fmt: str, path: Path, opset: int | None) -> float:
+    """Export the predictor's module to `path`; the seconds it took."""
+    import torch
+
+    size = predictor.preprocessing.image_size
+    example = torch.rand(2, 1, size, size)  # batch 2, not 1: a batch of 1 could be specialised
+    module = _wrapper(predictor)
+    started = time.perf_counter()
+    try:
+        if fmt == "onnx":
+            _write_onnx(module, example, path, opset)
+        else:
+            _write_torchscript(module, example, path)
+    except Exception as e:  # noqa: BLE001 - an op the exporter lacks: one line, not pages of trace
+        reason = (str(e).strip().splitlines() or [""])[0][:300]
+        raise HwrError(
+            f"torch cannot export this model to {fmt} ({type(e).__name__}: {reason}); "
+            "try the other format, or tta_shift=0"
+        ) from e
+    return time.perf_counter() - started
+
+
+def _parity(predictor: Predictor, path: Path, fmt: str, n: int) -> dict[str, Any]:
+    """The exported file's probabilities against `Predictor.probabilities` on `n` inputs; an
+    HwrError when they differ by more than TOLERANCE."""
+    import torch
+
+    prep, classes = predictor.preprocessing, predictor.class_names
+    x = parity_inputs(prep, classes, n)
+    exported = ExportedModel(path, fmt, {"classes": classes, "preprocessing": prep.to_dict()})
+    reference = predictor.probabilities(torch.from_numpy((x - prep.mean) / prep.std)).numpy()
+    diff = float(np.abs(exported.probabilities(x) - reference).max())
+    if not diff <= TOLERANCE:  # `not <=` also catches NaN
+        raise HwrError(
+            f"the {fmt} export differs from PyTorch by {diff:.2e} (> {TOLERANCE:g}); nothing was written"
+        )
+    reference_name = "hwr.inference.Predictor.probabilities"
+    return {"max_abs_diff": diff, "tolerance": TOLERANCE, "inputs": len(x), "reference": reference_name}
+
+
+def _description(
+    predictor: Predictor,
+    sources: Sequence[str],
+    fmt: str,
+    name: str,
+    written: Path,
+    parity: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
+    """The sidecar JSON: how to feed the model, what it returns, where it came from."""
+    import torch
+
+    prep, classes, info = predictor.preprocessing, predictor.class_names, predictor.info()
+    size = prep.image_size
+    return {
+        "format": fmt,
+        "file": name,
+        "size_bytes": written.stat().st_size,
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["N", 1, size, size],
+            "dtype": "float32",
+            "values": "pixel/255, white ink on black: Preprocessing.pixels(image) / 255",
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["N", len(classes)],
+            "dtype": "float32",
+            "values": "class probabilities, in the order of classes",
+        },
+        "classes": classes,
+        "preprocessing": prep.to_dict(),
+        "dataset": info["dataset"],
+        "model": info["model"],
+        "checkpoints": [str(Path(s).resolve()) for s in sources],
+        "test_acc": info["test_acc"],
+        "tta_shift": info["tta_shift"],
+        "opset": _opset(written) if fmt == "onnx" else None,
+        "parity": parity,
+        "export_seconds": round(seconds, 2),
+        "hwr_version": hwr.__version__,
+        "torch_version": torch.__version__,
+    }
+
+
 def _opset(path: Path) -> int | None:
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-
-
-class ExportedModel:
-    """An exported model and its sidecar JSON: predicts PIL images like `Predictor.predict`.
-
-    Needs only numpy, Pillow, hwr.preprocess and onnxruntime (or torch for TorchScript).
-    """
-
-    def __init__(self, path: str | Path, fmt: str, meta: dict[str, Any], threads: int | None = None):
-        self.path, self.format, self.meta = Path(path), fmt, meta
-        self.classes: list[str] = list(meta["classes"])
-        self.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
-        if fmt == "onnx":
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            if threads:  # a server with several workers wants 1 each; default: one per core
-                options.intra_op_num_threads = threads
-            self._session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        elif fmt == "torchscript":
-            import torch
-
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*deprecated.*")
-                self._module = torch.jit.load(str(path), map_location="cpu").eval()
-        else:
-            raise HwrError(f"{path}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-
-    @classmethod
-    def load(cls, path: str | Path, threads: int | None = None) -> ExportedModel:
-        """Load `model.onnx` / `model.pt` (or its `.json` sidecar) written by `export_model`.
-
-        `threads` caps onnxruntime's threads (TorchScript follows `torch.set_num_threads`).
-        """
-        path = Path(path)
-        if path.suffix == ".json":
-            path = path.with_suffix("")
-        sidecar = sidecar_path(path)
-        if not path.is_file() or not sidecar.is_file():
-            raise HwrError(f"{path} or {sidecar.name} is missing; export one with export.py ckpt_path=...")
-        try:
-            meta = json.loads(sidecar.read_text())
-            fmt = meta["format"]
-        except (ValueError, KeyError) as e:
-            raise HwrError(f"{sidecar} is not an export description ({e}); export the model again") from e
-        return cls(path, fmt, meta, threads)
-
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """float32 [N, 1, H, W] (pixel/255, white ink on black) -> probabilities [N, C]."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if len(x) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        if self.format == "onnx":
-            return self._session.run(None, {INPUT_NAME: x})[0]
-        import torch
-
-        with torch.inference_mode():
-            return self._module(torch.from_numpy(x)).numpy()
-
-    def predict(self, images: Sequence[Image.Image], top_k: int = 5) -> list[list[tuple[str, float]]]:
-        """The top-`top_k` (class, probability) pairs of each image, most likely first."""
-        x = self.preprocessing.stack(images).astype(np.float32) / 255
-        probs = self.probabilities(x[:, None])
-        k = max(1, min(top_k, len(self.classes)))
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-        return [
-            [(self.classes[j], float(row[j])) for j in idx] for row, idx in zip(probs, order, strict=True)
-        ]
 
 
 def run(cfg: Any) -> dict[str, Any]:
@@ -340,7 +297,7 @@ def run(cfg: Any) -> dict[str, Any]:
         f"{result['parity']['inputs']} inputs (limit {TOLERANCE:g})"
     )
     print(
-        'use it: python -c "from PIL import Image; from hwr.export import ExportedModel; '
+        'use it: python -c "from PIL import Image; from hwr.exported import ExportedModel; '
         f"print(ExportedModel.load('{result['path']}').predict([Image.open('a.png')]))\""
     )
     return result

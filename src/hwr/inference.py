@@ -100,7 +100,7 @@ class Predictor:
         """Normalised input [N, 1, H, W] -> class probabilities [N, C] on the CPU."""
         x = torch.as_tensor(x)
         parts = [
-            self.model.predict_logits(x[i : i + BATCH_SIZE].to(self.device)).float().softmax(dim=-1).cpu()
+            self.model.predict_log_probs(x[i : i + BATCH_SIZE].to(self.device)).float().softmax(dim=-1).cpu()
             for i in range(0, len(x), BATCH_SIZE)
         ]
         return torch.cat(parts) if parts else torch.empty(0, len(self.class_names))

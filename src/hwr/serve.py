@@ -133,6 +133,72 @@ def png_data_url(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+async def read_body(request: Request, limit: int, too_big: str) -> bytes:
+    """The request body, refused (413, `too_big`) as soon as it is known to be over `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise fail(413, too_big)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise fail(413, too_big)
+    return bytes(body)
+
+
+def image_bytes(body: bytes, content_type: str) -> tuple[bytes, str]:
+    """(image bytes, a name for messages) from a body of any accepted content type."""
+    media = content_type.split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        part = parse_multipart(body, content_type).get("file")
+        if part is None or part.data is None:
+            raise fail(422, "missing field 'file': send the image as multipart field 'file'")
+        if not (part.content_type.startswith("image/") or part.content_type in GENERIC_TYPES):
+            raise fail(415, f"the file is {part.content_type}, not an image; send a PNG or JPEG")
+        return bytes(part.data), "file"
+    if media == "application/json":
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise fail(400, f"the body is not valid JSON ({e})") from e
+        if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
+            raise fail(422, 'missing field \'image\': send {"image": "<base64 PNG or data: URL>"}')
+        return decode_base64(payload["image"]), "image"
+    if media.startswith("image/"):
+        return body, "body"
+    raise fail(
+        415,
+        f"content type {media or 'missing'} is not accepted; send multipart/form-data with a 'file' "
+        'field, JSON {"image": "<base64 PNG>"} or an image/* body',
+    )
+
+
+def predict_upload(
+    predictor: Predictor, body: bytes, content_type: str, top_k: int, max_upload_bytes: int
+) -> dict[str, Any]:
+    """Parse, decode, preprocess and classify one upload: the JSON of /api/predict. Runs in a
+    worker thread: a 5 MB body takes a while to parse and decode, and the event loop must keep
+    answering /healthz. Bad uploads raise HTTPException with a one-line detail."""
+    data, name = image_bytes(body, content_type)
+    if not data:
+        raise fail(400, f"{name}: the file is empty")
+    if len(data) > max_upload_bytes:
+        raise fail(413, f"{name}: {len(data) / MB:.1f} MB is over the {max_upload_bytes / MB:g} MB limit")
+    try:
+        image = load_image(data, max_bytes=max_upload_bytes, name=name)
+    except HwrError as e:
+        raise fail(413 if isinstance(e, ImageTooLarge) else 400, str(e)) from None
+    result = predictor.predict([image], [name], top_k)[0]
+    assert result.pixels is not None
+    return {
+        "label": result.label,
+        "top": [{"label": label, "prob": round(prob, 6)} for label, prob in result.top],
+        "seen": png_data_url(result.pixels),
+        # a blank canvas (or fully erased drawing) has no character to name
+        "blank": not bool(result.pixels.any()),
+    }
+
+
 def create_app(
     predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 5 * MB, workers: int = 0
 ) -> FastAPI:
@@ -149,66 +215,6 @@ def create_app(
     info |= {"top_k": top_k, "max_upload_bytes": max_upload_bytes}
     too_big = f"the upload is over the {max_upload_bytes / MB:g} MB limit"
 
-    async def read_body(request: Request) -> bytes:
-        """The request body, refused as soon as it is known to be over the limit."""
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > body_limit:
-            raise fail(413, too_big)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > body_limit:
-                raise fail(413, too_big)
-        return bytes(body)
-
-    def image_bytes(body: bytes, content_type: str) -> tuple[bytes, str]:
-        """(image bytes, a name for messages) from a body of any accepted content type."""
-        media = content_type.split(";")[0].strip().lower()
-        if media == "multipart/form-data":
-            part = parse_multipart(body, content_type).get("file")
-            if part is None or part.data is None:
-                raise fail(422, "missing field 'file': send the image as multipart field 'file'")
-            if not (part.content_type.startswith("image/") or part.content_type in GENERIC_TYPES):
-                raise fail(415, f"the file is {part.content_type}, not an image; send a PNG or JPEG")
-            return bytes(part.data), "file"
-        if media == "application/json":
-            try:
-                payload = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as e:
-                raise fail(400, f"the body is not valid JSON ({e})") from e
-            if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
-                raise fail(422, 'missing field \'image\': send {"image": "<base64 PNG or data: URL>"}')
-            return decode_base64(payload["image"]), "image"
-        if media.startswith("image/"):
-            return body, "body"
-        raise fail(
-            415,
-            f"content type {media or 'missing'} is not accepted; send multipart/form-data with a 'file' "
-            'field, JSON {"image": "<base64 PNG>"} or an image/* body',
-        )
-
-    def predict(body: bytes, content_type: str) -> dict[str, Any]:
-        """Parse, decode, preprocess and classify one upload (in a worker thread: a 5 MB body
-        takes a while to parse and decode, and the event loop must keep answering /healthz)."""
-        data, name = image_bytes(body, content_type)
-        if not data:
-            raise fail(400, f"{name}: the file is empty")
-        if len(data) > max_upload_bytes:
-            raise fail(413, f"{name}: {len(data) / MB:.1f} MB is over the {max_upload_bytes / MB:g} MB limit")
-        try:
-            image = load_image(data, max_bytes=max_upload_bytes, name=name)
-        except HwrError as e:
-            raise fail(413 if isinstance(e, ImageTooLarge) else 400, str(e)) from None
-        result = predictor.predict([image], [name], top_k)[0]
-        assert result.pixels is not None
-        return {
-            "label": result.label,
-            "top": [{"label": label, "prob": round(prob, 6)} for label, prob in result.top],
-            "seen": png_data_url(result.pixels),
-            # a blank canvas (or fully erased drawing) has no character to name
-            "blank": not bool(result.pixels.any()),
-        }
-
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html")
@@ -223,10 +229,11 @@ def create_app(
 
     @app.post("/api/predict")
     async def api_predict(request: Request) -> dict[str, Any]:
-        body = await read_body(request)
+        body = await read_body(request, body_limit, too_big)
+        content_type = request.headers.get("content-type", "")
         try:
             return await anyio.to_thread.run_sync(
-                predict, body, request.headers.get("content-type", ""), limiter=limiter
+                predict_upload, predictor, body, content_type, top_k, max_upload_bytes, limiter=limiter
             )
         except HTTPException:
             raise

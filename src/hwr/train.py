@@ -94,5 +94,5 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return finish_run(cfg, dm.name, model, trainer, metrics, started, **facts, test_ckpt=test_ckpt)
 
 
-# the command line; returns val/acc_best so sweepers can optimise it
-main = hydra_main("train", objective="val/acc_best")(train)
+# the command line; returns the config's `objective` (val/acc_best) to sweepers
+main = hydra_main("train")(train)

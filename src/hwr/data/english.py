@@ -147,7 +147,7 @@ class EnglishDataModule(CharDataModule):
         folder: dataset folder, relative to `data_dir` unless absolute.
         image_size, margin, min_box: output size, empty border and minimum crop box (share
             of the page; keeps relative character size) of `preprocess_image`.
-        test_fraction: share held out for test (the reference notebook used 0.25).
+        test_fraction: share held out for test (0.25, as the Kaggle notebooks people start from).
         split_by: "class" (stratified random split) or "writer" (each writer's images
             all in one of train/val/test).
         cache_dir: where the preprocessed tensor is cached (default `~/.cache/hwr`).

@@ -41,16 +41,25 @@ def child_command(local_rank: int) -> tuple[Sequence[str], str]:
     return command, get_original_cwd()
 
 
+SUPPORTED_LIGHTNING = ">=2.4,<2.7"  # as pinned in pyproject.toml
+
+
 def install() -> None:
-    """Make Lightning's DDP launcher start its child processes with `child_command`."""
-    try:
-        from lightning.pytorch.strategies.launchers import subprocess_script
-    except ImportError:  # pragma: no cover - a Lightning without the subprocess launcher
-        return
-    if hasattr(subprocess_script, "_hydra_subprocess_cmd"):
-        subprocess_script._hydra_subprocess_cmd = child_command
-    else:  # pragma: no cover
-        log.warning("this Lightning version has no _hydra_subprocess_cmd: DDP under Hydra is untested")
+    """Make Lightning's DDP launcher start its child processes with `child_command`.
+
+    The hook is private to Lightning (`_hydra_subprocess_cmd`, what its launcher calls for a
+    Hydra script). Without it a DDP run would start one run folder or one sweep per process,
+    so a Lightning that lacks it is refused here rather than warned about.
+    """
+    import lightning
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    if not hasattr(subprocess_script, "_hydra_subprocess_cmd"):
+        raise RuntimeError(
+            f"lightning {lightning.__version__} has no subprocess_script._hydra_subprocess_cmd, which hwr "
+            f"replaces for DDP under Hydra; pip install 'lightning{SUPPORTED_LIGHTNING}'"
+        )
+    subprocess_script._hydra_subprocess_cmd = child_command
 
 
 @contextmanager

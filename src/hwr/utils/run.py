@@ -55,18 +55,21 @@ def log_hparams(loggers: list[Logger], params: Mapping[str, Any]) -> None:
     one run would impose its columns on every run) and shows the scalars each run logs
     (val/acc_best, test/acc, ...) as metrics, so there is no placeholder hp_metric = -1.
     """
+    if rank_zero_only.rank != 0:  # DDP ranks 1..N-1 log nothing
+        return
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             # Imported here: tensorboard (and the boto3 it pulls in when installed) costs 0.5 s
             # of start-up that a run without a TensorBoard logger need not pay.
             from torch.utils.tensorboard.summary import hparams as hparams_summary
+            from torch.utils.tensorboard.writer import FileWriter
 
-            writer = logger.experiment._get_file_writer()
-            if writer is None:  # DDP ranks other than 0 log nothing
-                continue
             _experiment, session_start, _end = hparams_summary(dict(params), {})
+            # its own events file in the logger's folder (TensorBoard reads every file there),
+            # through the public FileWriter rather than the SummaryWriter's private one
+            writer = FileWriter(logger.log_dir)
             writer.add_summary(session_start)
-            writer.flush()
+            writer.close()
 
 
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -140,6 +143,7 @@ def finish_run(
     metrics.update(
         status="completed",
         task=cfg.task_name,
+        tags=list(cfg.get("tags") or []),
         data=data_name,
         model=type(model.net).__name__,
         num_params=sum(p.numel() for p in model.parameters()),
