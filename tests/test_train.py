@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -26,8 +27,14 @@ def test_every_data_model_pair_runs(data_dir, tmp_path, data, model):
     out = tmp_path / "run"
     cfg = make_config("train", [f"data={data}", f"model={model}", "debug=fdr"], data_dir, out)
     metrics = train(cfg)
-    assert metrics["data"] == data and 0 <= metrics["test/acc"] <= 1
+    assert metrics["data"] == data and metrics["global_step"] == 1  # one batch of each stage
     assert json.loads((out / "metrics.json").read_text())["test/acc"] == metrics["test/acc"]
+    # the report counts the same tested batch: its confusion matrix gives back test/acc
+    with open(out / "report" / "confusion_matrix.csv", newline="") as f:
+        counts = [[int(v) for v in row[1:]] for row in list(csv.reader(f))[1:]]
+    total, correct = sum(map(sum, counts)), sum(counts[i][i] for i in range(len(counts)))
+    assert 0 < total <= cfg.data.eval_batch_size
+    assert correct / total == pytest.approx(metrics["test/acc"], abs=1e-6)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -238,16 +245,15 @@ def test_cli_train_then_eval(data_dir, tmp_path):
     assert (metrics_file.parent / ".hydra" / "config.yaml").is_file()
 
     ckpt = tmp_path / "model.ckpt"
-    train(
-        make_config(
-            "train", ["data=english", "model=mlp", "trainer.max_epochs=1", cache], data_dir, tmp_path / "run"
-        )
-    )
+    overrides = ["data=english", "model=mlp", "trainer.max_epochs=1", cache]
+    trained_here = train(make_config("train", overrides, data_dir, tmp_path / "run"))
     (tmp_path / "run" / "checkpoints" / "best.ckpt").rename(ckpt)
     run = run_script("eval.py", f"ckpt_path={ckpt}", "data=english", cache, data_dir=data_dir, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     [eval_metrics] = (tmp_path / "outputs" / "eval" / "runs").glob("*/metrics.json")
-    assert json.loads(eval_metrics.read_text())["test/acc"] >= 0
+    # eval.py rebuilds the training run's split and tests the same checkpoint: the same figure
+    tested = json.loads(eval_metrics.read_text())["test/acc"]
+    assert tested == pytest.approx(trained_here["test/acc"], abs=1e-6)
 
 
 USER_ERRORS = [
