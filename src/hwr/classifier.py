@@ -233,7 +233,7 @@ class Classifier(L.LightningModule):
         self._step(batch, "val")
 
     def test_step(self, batch, batch_idx: int) -> torch.Tensor:
-        # the logits go to the callbacks: hwr.report.TestReport keeps them for the report
+        # the log-probabilities go to the callbacks: hwr.report.TestReport keeps them for the report
         return self._step(batch, "test")
 
     def on_train_start(self) -> None:

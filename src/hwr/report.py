@@ -212,9 +212,9 @@ def print_pairs(pairs: list[dict[str, Any]]) -> None:
 class TestReport(Callback):
     """Keep the test pass's predictions and write the report when testing ends.
 
-    The LightningModule's `test_step` returns its logits (log-probabilities under TTA or an
-    ensemble; softmax gives the probabilities either way). `metrics` holds the report's
-    summary for metrics.json after `trainer.test`.
+    The Classifier's `test_step` returns its log-probabilities (`predict_log_probs`: with
+    test-time shifts and ensembles folded in), so softmax gives the probabilities. `metrics`
+    holds the report's summary for metrics.json after `trainer.test`.
 
     Args:
         output_dir: the run folder; the report goes to `<output_dir>/report/`.
