@@ -14,9 +14,7 @@ import argparse
 import csv
 from pathlib import Path
 
-import hydra
-
-from hwr.checkpoint import datamodule_config, load_checkpoint
+from hwr.checkpoint import load_checkpoint
 from hwr.data.base import default_data_dir
 from hwr.errors import HwrError
 
@@ -31,9 +29,9 @@ def main() -> None:
     args = parser.parse_args()
     try:
         _, trained_on = load_checkpoint(args.ckpt_path)
-        if trained_on.get("dataset") != "english":
-            raise HwrError(f"{args.ckpt_path} was trained on {trained_on.get('dataset')}, not english")
-        dm = hydra.utils.instantiate(datamodule_config(trained_on, args.data_dir))
+        dm = trained_on.datamodule(args.data_dir)
+        if not hasattr(dm, "test_files"):
+            raise HwrError(f"{args.ckpt_path} was trained on {trained_on.name}, which has no test files")
         files = dm.test_files()
     except HwrError as e:
         raise SystemExit(f"error: {e}") from None

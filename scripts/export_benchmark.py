@@ -21,7 +21,7 @@ import torch
 
 from hwr.export import parity_inputs
 from hwr.exported import ExportedModel
-from hwr.inference import Predictor
+from hwr.inference import TrainedModel
 
 
 def per_image_ms(call: Callable[[], object], batch: int, repeats: int) -> dict[str, float]:
@@ -58,7 +58,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    predictor = Predictor.from_checkpoint(args.ckpt_path, device="cpu")
+    predictor = TrainedModel.load(args.ckpt_path, device="cpu")
     prep = predictor.preprocessing
     models = {m.format: m for m in (ExportedModel.load(p, args.threads) for p in args.exports)}
     pool = parity_inputs(prep, predictor.class_names, max(args.batch))

@@ -17,11 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hwr.checkpoint import load_checkpoint
 from hwr.data.base import default_data_dir
 from hwr.data.mnist import MNISTDataModule
-from hwr.inference import Predictor
-from hwr.preprocess import Preprocessing
+from hwr.inference import TrainedModel
 
 
 def canvas(digit: np.ndarray, rng: np.random.Generator, variant: str) -> Image.Image:
@@ -60,11 +58,10 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(default_data_dir()))
     parser.add_argument("--min-stroke", type=float, help="override the thin-stroke thickening (0 = off)")
     args = parser.parse_args()
-    model, trained_on = load_checkpoint(args.ckpt_path)
-    preprocessing = Preprocessing.for_data(trained_on)
+    predictor = TrainedModel.load(args.ckpt_path, device="cpu")
     if args.min_stroke is not None:
-        preprocessing = dataclasses.replace(preprocessing, min_stroke=args.min_stroke)
-    predictor = Predictor(model, preprocessing, [args.ckpt_path])
+        preprocessing = dataclasses.replace(predictor.preprocessing, min_stroke=args.min_stroke)
+        predictor = dataclasses.replace(predictor, preprocessing=preprocessing)
     dm = MNISTDataModule(data_dir=args.data_dir, download=False)
     dm.setup("test")
     images, labels = dm.test_set.images[: args.limit].numpy(), dm.test_set.labels[: args.limit]

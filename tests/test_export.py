@@ -14,7 +14,7 @@ from PIL import Image
 
 from hwr.errors import HwrError
 from hwr.export import TOLERANCE, ExportedModel, export_model, run, sidecar_path
-from hwr.inference import Predictor
+from hwr.inference import TrainedModel
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_export_matches_predictor(fmt, exports, english_run, tmp_path):
     assert meta["torch_version"] and meta["hwr_version"] and (meta["opset"] is not None) == (fmt == "onnx")
 
     images = scans(tmp_path)
-    expected = Predictor.from_checkpoint(out / "checkpoints" / "best.ckpt", "cpu").predict(images, top_k=3)
+    expected = TrainedModel.load(out / "checkpoints" / "best.ckpt", "cpu").predict(images, top_k=3)
     got = ExportedModel.load(path).predict(images, top_k=3)
     for mine, theirs in zip(got, expected, strict=True):
         assert [name for name, _ in mine] == [name for name, _ in theirs.top]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from hwr.data.english import EnglishDataModule
 from hwr.errors import HwrError
-from hwr.inference import Predictor
+from hwr.inference import TrainedModel
 from hwr.predict import collect_inputs, predict_files, run
 
 
@@ -25,7 +25,7 @@ def english_dm(data_dir: Path, cache: Path) -> EnglishDataModule:
 def test_predictions_on_files_match_the_test_pass(english_run, data_dir, tmp_path):
     """The test images read from disk through hwr.preprocess get exactly the test pass's labels."""
     out, metrics = english_run
-    predictor = Predictor.from_checkpoint(out / "checkpoints" / "best.ckpt")
+    predictor = TrainedModel.load(out / "checkpoints" / "best.ckpt")
     assert predictor.preprocessing.center == "box" and predictor.preprocessing.mean == pytest.approx(0.2370)
     files = english_dm(data_dir, tmp_path).test_files()
     results = predict_files(predictor, [p for p, _ in files], top_k=3)

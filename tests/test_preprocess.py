@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from hwr.data.emnist import EMNISTDataModule
+from hwr.data.english import EnglishDataModule
+from hwr.data.mnist import MNISTDataModule
 from hwr.errors import HwrError
 from hwr.preprocess import MAX_PIXELS, Preprocessing, load_image, preprocess_image, stroke_width
 
@@ -24,7 +27,7 @@ def seven(ink="black", paper="white", width=14, size=300, mode="RGB", offset=(0,
     return image
 
 
-MNIST = Preprocessing.for_data({"dataset": "mnist", "mean": 0.1307, "std": 0.3081})
+MNIST = MNISTDataModule().preprocessing()
 
 
 def test_dark_ink_on_paper_becomes_white_on_black_cropped_and_centred():
@@ -122,16 +125,16 @@ def test_normalise_matches_training():
     assert x.shape == (2, 1, 28, 28) and float(x.max()) == pytest.approx(1.5)
 
 
-def test_for_data_and_from_dict():
-    english = Preprocessing.for_data(
-        {"dataset": "english", "margin": 3, "min_box": 0.6, "mean": 0.2, "std": 0.4}
-    )
-    assert (english.margin, english.min_box, english.center) == (3, 0.6, "box")
+def test_each_datamodule_supplies_its_preprocessing():
+    mnist = MNISTDataModule().preprocessing()
+    assert (mnist.box, mnist.center, mnist.mean, mnist.std) == (20, "mass", 0.1307, 0.3081)
+    english = EnglishDataModule(margin=3, min_box=0.6, mean=0.2, std=0.4).preprocessing()
+    assert (english.margin, english.min_box, english.center, english.mean) == (3, 0.6, "box", 0.2)
+    emnist = EMNISTDataModule(split="digits").preprocessing()
+    assert (emnist.margin, emnist.box, emnist.center, emnist.mean) == (2, None, "box", EMNISTDataModule.MEAN)
     assert Preprocessing.from_dict(english.to_dict()) == english
     with pytest.raises(HwrError, match="unknown preprocessing keys"):
         Preprocessing.from_dict({"colour": 1})
-    with pytest.raises(HwrError, match="no preprocessing is known"):
-        Preprocessing.for_data({"dataset": "cifar"})
 
 
 def png_bytes(image: Image.Image) -> bytes:

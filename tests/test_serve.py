@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from hwr.errors import HwrError
-from hwr.inference import Predictor
+from hwr.inference import TrainedModel
 from hwr.serve import create_app, predict_upload, run
 
 CHROMIUM = "/usr/bin/chromium"
@@ -82,9 +82,9 @@ def noise_png(side: int = 700) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def predictor(english_run) -> Predictor:
+def predictor(english_run) -> TrainedModel:
     out, _ = english_run
-    return Predictor.from_checkpoint(out / "checkpoints" / "best.ckpt", "cpu")
+    return TrainedModel.load(out / "checkpoints" / "best.ckpt", "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +217,7 @@ def test_an_unexpected_error_is_a_500_and_the_server_keeps_serving(predictor, mo
         raise RuntimeError("model exploded\nsecond line")
 
     with monkeypatch.context() as patch:
-        patch.setattr(predictor, "predict", broken)
+        patch.setattr(TrainedModel, "predict", broken)  # frozen: patched on the class
         answer = client.post("/api/predict", files={"file": ("c.png", canvas_png(), "image/png")})
     assert answer.status_code == 500
     assert answer.json()["detail"] == "prediction failed: RuntimeError: model exploded second line"
@@ -243,7 +243,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_in_thread(predictor: Predictor):
+def serve_in_thread(predictor: TrainedModel):
     """uvicorn serving `predictor` on a free loopback port in a daemon thread: (server, url)."""
     import uvicorn
 
@@ -295,8 +295,8 @@ def test_healthz_answers_while_predictions_run(live_url, predictor, monkeypatch)
     """Inference runs in worker threads, so the event loop keeps answering."""
     import httpx
 
-    original = predictor.predict
-    monkeypatch.setattr(predictor, "predict", lambda *a, **k: time.sleep(2) or original(*a, **k))
+    original = TrainedModel.predict
+    monkeypatch.setattr(TrainedModel, "predict", lambda *a, **k: time.sleep(2) or original(*a, **k))
     upload = {"file": ("c.png", canvas_png(), "image/png")}
     with ThreadPoolExecutor(2) as pool:
         slow = [
@@ -449,7 +449,7 @@ def mnist_url(tmp_path_factory, one_thread):
     data_dir = Path(os.environ["HWR_DATA_DIR"])
     metrics = train(make_config("train", overrides, data_dir, out))
     assert metrics["test/acc"] > 0.9, metrics["test/acc"]
-    server, thread, url = serve_in_thread(Predictor.from_checkpoint(out / "checkpoints" / "best.ckpt", "cpu"))
+    server, thread, url = serve_in_thread(TrainedModel.load(out / "checkpoints" / "best.ckpt", "cpu"))
     yield url
     server.should_exit = True
     thread.join(timeout=10)

@@ -17,7 +17,7 @@ import torch
 from conftest import ROOT, SMALL_CNN, make_config
 from torch.utils.data import DataLoader, DistributedSampler
 
-from hwr.checkpoint import datamodule_config, load_checkpoint
+from hwr.checkpoint import load_checkpoint
 from hwr.compiled import COMPILE_MODES, compile_mode
 from hwr.data.base import IndexedImages, LabelledImages, keep_batch
 from hwr.data.loaders import ResidentBatches
@@ -25,7 +25,7 @@ from hwr.data.mnist import MNISTDataModule
 from hwr.errors import HwrError
 from hwr.eval import evaluate
 from hwr.export import export_model
-from hwr.inference import Predictor
+from hwr.inference import TrainedModel
 from hwr.train import build_model, train
 
 SMALL_CNN_ARGS = ["--extra", *SMALL_CNN]  # scripts/benchmark.py: overrides for every run
@@ -61,8 +61,8 @@ def test_on_device_true_keeps_the_data_on_the_trainer_device(data_dir, tmp_path)
     assert isinstance(dm.val_dataloader(), ResidentBatches) and not dm.val_dataloader().shuffle
     images, labels = next(iter(loader))
     assert images.device == root and len(labels) == 32
-    assert dm.hparams.on_device is True  # parsed, and dropped by eval.py as a machine setting
-    assert "on_device" not in datamodule_config(dict(dm.hparams), str(data_dir))
+    assert dm.hparams.on_device is True  # parsed
+    assert "on_device" not in dm.describe()["split"]  # a machine setting, not what the model is
 
 
 def test_on_device_gives_the_same_run(data_dir, tmp_path):
@@ -200,7 +200,7 @@ def test_every_compile_mode_leaves_a_checkpoint_for_eval_predict_export(data_dir
     assert not any("_orig_mod" in k for k in torch.load(ckpt, weights_only=True)["state_dict"])
     tested = evaluate(make_config("eval", [f"ckpt_path={ckpt}"], data_dir, tmp_path / "eval"))
     assert tested["test/acc"] == pytest.approx(metrics["test/acc"])
-    predictor = Predictor.from_checkpoint(ckpt, device="cpu")
+    predictor = TrainedModel.load(ckpt, device="cpu")
     dm = MNISTDataModule(data_dir, download=False)
     dm.setup("test")
     probs = predictor.probabilities(dm.transform_batch(dm.test_set.images, train=False))
@@ -251,7 +251,7 @@ def test_compiled_run_checkpoint_loads_and_predicts_the_same(data_dir, tmp_path)
     trainer.save_checkpoint(path)
     assert not any("_orig_mod" in k for k in torch.load(path, weights_only=True)["state_dict"])
     loaded, trained_on = load_checkpoint(path)
-    assert loaded.hparams.compile and trained_on["dataset"] == "mnist"
+    assert loaded.hparams.compile and trained_on.name == "mnist"
     x = dm.transform_batch(dm.val_set.images[:16], train=False)
     model.eval(), loaded.eval()
     with torch.no_grad():

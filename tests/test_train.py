@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from hwr.cli import CONFIG_DIR
 from hwr.errors import HwrError
 from hwr.eval import evaluate
+from hwr.inference import TrainedModel
 from hwr.train import train
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
@@ -172,6 +173,27 @@ def test_eval_defaults_to_the_training_data(trained_run, data_dir, tmp_path):
     assert result["data"] == "mnist" and result["test/acc"] == pytest.approx(metrics["test/acc"])
 
 
+def test_checkpoints_from_before_the_record_still_load(trained_run, data_dir, tmp_path):
+    """A checkpoint in the layout hwr wrote up to commit 20f2640 (no trained-on record; the
+    DataModule hparams name the dataset and hold mean/std) loads with the same record, so the
+    same preprocessing for predict/export/serve, and evaluates to the same accuracy."""
+    out, metrics = trained_run
+    ckpt = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
+    record = ckpt.pop("hwr_trained_on")
+    mean, std = record["preprocessing"]["mean"], record["preprocessing"]["std"]
+    ckpt["datamodule_hyper_parameters"].update(dataset="mnist", mean=mean, std=std)
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    new, legacy = TrainedModel.load(out / "checkpoints" / "best.ckpt", "cpu"), TrainedModel.load(old, "cpu")
+    assert legacy.trained_on == new.trained_on and legacy.preprocessing == new.preprocessing
+    result = evaluate(make_config("eval", [f"ckpt_path={old}"], data_dir, tmp_path / "eval"))
+    assert result["test/acc"] == pytest.approx(metrics["test/acc"])
+    del ckpt["datamodule_hyper_parameters"]["dataset"]
+    torch.save(ckpt, old)
+    with pytest.raises(HwrError, match="does not say what it was trained on"):
+        TrainedModel.load(old, "cpu")
+
+
 def test_eval_ensemble_and_tta(trained_run, data_dir, tmp_path):
     out, metrics = trained_run
     ckpts = out / "checkpoints"
@@ -194,7 +216,7 @@ def test_eval_refuses_an_ensemble_over_different_splits(trained_run, data_dir, t
     out, _ = trained_run
     best = out / "checkpoints" / "best.ckpt"
     ckpt = torch.load(best, weights_only=True)
-    ckpt["datamodule_hyper_parameters"]["seed"] = 7
+    ckpt["hwr_trained_on"]["split"]["seed"] = 7
     torch.save(ckpt, tmp_path / "other.ckpt")
     cfg = make_config("eval", [f"ckpt_path=[{best},{tmp_path / 'other.ckpt'}]"], data_dir, tmp_path / "eval")
     with pytest.raises(HwrError, match=r"was trained on other data than .*best.ckpt \(seed differ\)"):

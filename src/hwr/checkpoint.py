@@ -1,42 +1,119 @@
-"""From checkpoint files back to a model and the data it expects (eval, predict, export).
+"""Reading checkpoints: the Classifier's weights and what the checkpoint says it was trained on.
 
-A checkpoint carries the Classifier's config (network, classes, input shape) and the
-DataModule's hyperparameters (dataset, split, preprocessing, normalisation), so nothing else
-is needed to test it or to feed it new images the way it was trained.
+At fit time the Classifier stores its DataModule's `describe()` in every checkpoint (under
+`TRAINED_ON`): the DataModule's class path, the arguments that define its split, the
+preprocessing a new image needs, its classes and input shape. `TrainedOn` reads it back, so
+testing a checkpoint or feeding it new images needs neither the configs folder nor a switch
+on dataset names. Checkpoints written before the record existed are read through `_LEGACY`.
 """
 
 from __future__ import annotations
 
 import glob
+import inspect
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+from hydra.utils import get_class
 
-from hwr.classifier import Classifier
-from hwr.cli import CONFIG_DIR
+from hwr.classifier import TRAINED_ON, Classifier
 from hwr.errors import HwrError
-from hwr.models.ensemble import Ensemble
+from hwr.preprocess import Preprocessing
 
-# DataModule options that decide which images are tested and how they are preprocessed.
-SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "split_by", "margin", "min_box", "image_size", "split")
-# DataModule options that are about this machine, not about the trained model.
-LOCAL_KEYS = (
-    "data_dir",
-    "cache_dir",
-    "num_workers",
-    "pin_memory",
-    "decode_workers",
-    "batch_size",
-    "eval_batch_size",
-    "on_device",
-)
+# The reader of checkpoints from before the trained-on record (hwr up to commit 20f2640): they
+# name their dataset, and their DataModule hparams hold the split arguments. Frozen: a new
+# dataset writes the record and never needs a line here.
+_LEGACY: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
+    # name: (class path, split arguments, fixed preprocessing, preprocessing from hparams)
+    "mnist": ("hwr.data.mnist.MNISTDataModule", ("seed", "val_fraction"), {"box": 20, "center": "mass"}, ()),
+    "emnist": ("hwr.data.emnist.EMNISTDataModule", ("seed", "val_fraction", "split"), {}, ()),
+    "english": (
+        "hwr.data.english.EnglishDataModule",
+        ("seed", "val_fraction", "test_fraction", "split_by", "image_size", "margin", "min_box"),
+        {},
+        ("image_size", "margin", "min_box"),
+    ),
+}
 
 
-def load_checkpoint(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
-    """Load a Classifier and the hyperparameters of the DataModule it was trained with."""
+@dataclass(frozen=True)
+class TrainedOn:
+    """What a checkpoint was trained on (see `CharDataModule.describe`).
+
+    Attributes:
+        class_path: the DataModule class, e.g. `hwr.data.mnist.MNISTDataModule`.
+        name: its short name (`mnist`), for reports.
+        split: the constructor arguments that rebuild the same train/val/test split.
+        preprocessing: how a new image becomes the model's input, normalisation included.
+    """
+
+    class_path: str
+    name: str
+    split: Mapping[str, Any] = field(default_factory=dict)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TrainedOn:
+        return cls(
+            class_path=str(record["class_path"]),
+            name=str(record.get("name") or record["class_path"].rsplit(".", 1)[-1]),
+            split=MappingProxyType(dict(record.get("split") or {})),
+            preprocessing=Preprocessing.from_dict(record["preprocessing"]),
+        )
+
+    @classmethod
+    def from_legacy(cls, hparams: Mapping[str, Any], path: str | Path) -> TrainedOn:
+        """A checkpoint without the record: its DataModule hparams and dataset name."""
+        name = hparams.get("dataset")
+        if name not in _LEGACY:
+            raise HwrError(
+                f"{path} does not say what it was trained on (no {TRAINED_ON!r} record, dataset "
+                f"{name!r}); retrain it with this hwr, which records it"
+            )
+        class_path, split_keys, fixed, copied = _LEGACY[name]
+        preprocessing = Preprocessing(
+            **fixed,
+            **{k: hparams[k] for k in copied if k in hparams},
+            mean=float(hparams.get("mean", 0.0)),
+            std=float(hparams.get("std", 1.0)),
+        )
+        split = {k: hparams[k] for k in split_keys if k in hparams}
+        return cls(class_path, name, MappingProxyType(split), preprocessing)
+
+    def differences(self, other: TrainedOn) -> list[str]:
+        """What differs between two records: the class, split arguments (those both name)
+        and preprocessing fields. Empty when a model trained on one can join the other's ensemble."""
+        diffs = ["class_path"] if self.class_path != other.class_path else []
+        diffs += [k for k in self.split if k in other.split and self.split[k] != other.split[k]]
+        mine, theirs = self.preprocessing.to_dict(), other.preprocessing.to_dict()
+        return diffs + [f"preprocessing.{k}" for k in mine if mine[k] != theirs[k]]
+
+    def datamodule_class(self) -> type:
+        try:
+            return get_class(self.class_path)
+        except Exception as e:  # noqa: BLE001 - a module that is not importable here: say which
+            raise HwrError(
+                f"the checkpoint was trained with {self.class_path}, which cannot be imported here "
+                f"({type(e).__name__}: {e}); put its module on PYTHONPATH or pass data=<config>"
+            ) from e
+
+    def datamodule(self, data_dir: str | Path, cache_dir: str | Path | None = None) -> Any:
+        """The DataModule the checkpoint was trained with, on this machine's folders: same class,
+        same split, same normalisation; the rest (batch sizes, workers) at the class defaults."""
+        cls = self.datamodule_class()
+        kwargs: dict[str, Any] = {**self.split, "data_dir": data_dir}
+        kwargs.update(mean=self.preprocessing.mean, std=self.preprocessing.std)
+        if cache_dir is not None and "cache_dir" in inspect.signature(cls).parameters:
+            kwargs["cache_dir"] = cache_dir
+        return cls(**kwargs)
+
+
+def load_checkpoint(path: str | Path) -> tuple[Classifier, TrainedOn]:
+    """Load a Classifier and what it was trained on."""
     path = Path(path)
     if not path.is_file():
         raise HwrError(f"checkpoint not found: {path}; pass ckpt_path=<run dir>/checkpoints/best.ckpt")
@@ -45,10 +122,13 @@ def load_checkpoint(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
         model = Classifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a truncated or foreign file: say which
         raise HwrError(f"cannot load checkpoint {path}: {type(e).__name__}: {e}") from e
-    return model, dict(ckpt.get("datamodule_hyper_parameters") or {})
+    record = ckpt.get(TRAINED_ON)
+    if record:
+        return model, TrainedOn.from_record(record)
+    return model, TrainedOn.from_legacy(ckpt.get("datamodule_hyper_parameters") or {}, path)
 
 
-def expand_paths(spec: str | Sequence[str]) -> list[str]:
+def expand_paths(spec: str | Path | Sequence[str]) -> list[str]:
     """A path, a glob pattern or a list of them -> the checkpoint files, in a stable order."""
     paths: list[str] = []
     for item in [spec] if isinstance(spec, str | Path) else list(spec):
@@ -63,51 +143,3 @@ def expand_paths(spec: str | Sequence[str]) -> list[str]:
     if not paths:
         raise HwrError("ckpt_path is empty; pass a checkpoint, a list [a.ckpt,b.ckpt] or a glob")
     return paths
-
-
-def load_models(spec: str | Sequence[str]) -> tuple[Classifier, dict[str, Any]]:
-    """One checkpoint, or several averaged into an ensemble (a list or a glob pattern).
-
-    Ensemble members must share classes, input shape and training data (split and
-    normalisation): averaging models that saw different pixels would be silently wrong.
-    """
-    paths = expand_paths(spec)
-    model, trained_on = load_checkpoint(paths[0])
-    if len(paths) == 1:
-        return model, trained_on
-    members = [model.net]
-    for path in paths[1:]:
-        other, other_data = load_checkpoint(path)
-        if other.class_names != model.class_names or other.hparams.input_shape != model.hparams.input_shape:
-            raise HwrError(
-                f"{path} has other classes or input shape than {paths[0]}; it cannot join the ensemble"
-            )
-        # A key only one of them has comes from an older hwr that did not record it: not a difference.
-        keys = [k for k in (*SPLIT_KEYS, "dataset", "mean", "std") if k in other_data and k in trained_on]
-        differs = [k for k in keys if other_data[k] != trained_on[k]]
-        if differs:
-            raise HwrError(f"{path} was trained on other data than {paths[0]} ({', '.join(differs)} differ)")
-        members.append(other.net)
-    # The first member's Classifier carries classes, loss settings and TTA; only the net changes.
-    model.net = Ensemble(members)
-    model.hparams["ensemble"] = paths
-    return model, trained_on
-
-
-def datamodule_config(
-    trained_on: Mapping[str, Any], data_dir: str, cache_dir: str | None = None
-) -> dict[str, Any]:
-    """An instantiable config of the DataModule a checkpoint was trained with, on this machine's paths.
-
-    The class comes from `configs/data/<dataset>.yaml`, so the checkpoint need not store code paths.
-    """
-    name = trained_on.get("dataset")
-    config_file = CONFIG_DIR / "data" / f"{name}.yaml"
-    if not name or not config_file.is_file():
-        raise HwrError("the checkpoint does not say which data config it was trained with; pass data=<name>")
-    cfg = {k: v for k, v in trained_on.items() if k not in (*LOCAL_KEYS, "dataset")}
-    cfg["_target_"] = OmegaConf.load(config_file)["_target_"]
-    cfg["data_dir"] = data_dir
-    if cache_dir is not None and "cache_dir" in trained_on:
-        cfg["cache_dir"] = cache_dir
-    return cfg

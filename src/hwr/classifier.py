@@ -29,6 +29,10 @@ from hwr.compiled import CompiledNet, compile_mode
 from hwr.errors import HwrError
 from hwr.models.ensemble import tta_logits
 
+# The checkpoint key of what the model was trained on: the DataModule's `describe()`, read
+# back by hwr.checkpoint.TrainedOn.
+TRAINED_ON = "hwr_trained_on"
+
 
 def _plain(cfg: Any) -> Any:
     """DictConfig -> plain dict (checkpoints then load with torch.load(weights_only=True))."""
@@ -49,6 +53,29 @@ def build_metrics(num_classes: int) -> MetricCollection:
     if num_classes > 5:
         metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", **options)
     return MetricCollection(metrics)
+
+
+def log_eval_batch(
+    module: L.LightningModule,
+    stage: str,
+    metrics: MetricCollection,
+    scores: torch.Tensor,
+    y: torch.Tensor,
+    label_smoothing: float = 0.0,
+) -> None:
+    """Update `metrics` with one batch's scores (logits or log-probabilities) and log
+    `<stage>/loss` and the metrics as epoch values: the test pass of train.py and eval.py."""
+    loss = F.cross_entropy(scores, y, label_smoothing=label_smoothing)
+    metrics.update(scores, y)
+    # Epoch means under plain names (train/loss, val/loss), comparable across runs; under DDP
+    # averaged over the processes once per epoch (metrics objects sync themselves).
+    module.log(
+        f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True
+    )
+    # Logging the MetricCollection lets Lightning compute + reset it once per epoch.
+    module.log_dict(
+        {f"{stage}/{k}": m for k, m in metrics.items()}, on_step=False, on_epoch=True, prog_bar=True
+    )
 
 
 class Classifier(L.LightningModule):
@@ -143,6 +170,13 @@ class Classifier(L.LightningModule):
         if self.compile_mode and self._compiled is None:
             self._compiled = CompiledNet(self.net, self.compile_mode)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The DataModule says what it is (class path, split, preprocessing, classes); the
+        # Classifier only carries that into every checkpoint it saves.
+        describe = getattr(self._trainer.datamodule if self._trainer else None, "describe", None)
+        if describe is not None:
+            checkpoint[TRAINED_ON] = describe()
+
     def _mark_step(self) -> None:
         if self._compiled is not None:
             self._compiled.mark_step()
@@ -204,30 +238,14 @@ class Classifier(L.LightningModule):
         self.log("train/acc", totals[1] / totals[2], sync_dist=distributed)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        """Loss and metrics of one validation/test batch; returns the logits."""
+        """Loss and metrics of one validation/test batch; returns the scores (logits for
+        validation, log-probabilities for test)."""
         x, y = batch
         if stage == "val":
             self._mark_step()
-        logits = self.predict_log_probs(x) if stage == "test" else self(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
-        metrics = self.metrics[f"{stage}_"]
-        metrics.update(logits, y)
-        # Epoch means under plain names (train/loss, val/loss), comparable across runs; under DDP
-        # averaged over the processes once per epoch (metrics objects sync themselves).
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(y),
-            sync_dist=True,
-        )
-        # Logging the MetricCollection lets Lightning compute + reset it once per epoch.
-        self.log_dict(
-            {f"{stage}/{k}": m for k, m in metrics.items()}, on_step=False, on_epoch=True, prog_bar=True
-        )
-        return logits
+        scores = self.predict_log_probs(x) if stage == "test" else self(x)
+        log_eval_batch(self, stage, self.metrics[f"{stage}_"], scores, y, self.hparams.label_smoothing)
+        return scores
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")

@@ -12,16 +12,61 @@ import time
 from typing import Any
 
 import hydra
+import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from hwr.checkpoint import SPLIT_KEYS, datamodule_config, expand_paths, load_models
+from hwr.classifier import build_metrics, log_eval_batch
 from hwr.cli import hydra_main
 from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
+from hwr.inference import TrainedModel
 from hwr.utils.config import flat_hparams
 from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run
 
 log = logging.getLogger("hwr")
+
+
+class Evaluator(L.LightningModule):
+    """The test pass of a `TrainedModel`: the same metrics and report as train.py's test.
+
+    `test_step` returns the model's log-probabilities (test-time shifts and ensemble folded
+    in) for hwr.report.TestReport; the loss uses the checkpoint's label smoothing, so
+    test/loss matches the training run's.
+    """
+
+    def __init__(self, trained: TrainedModel):
+        super().__init__()
+        self.trained = trained
+        self.net = trained.net  # a submodule, so the Trainer moves it to its device
+        self.metrics = build_metrics(len(trained.classes))
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.trained.class_names
+
+    def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        log_probs = self.trained.log_probs(x)
+        smoothing = float(self.trained.hparams.get("label_smoothing") or 0.0)
+        log_eval_batch(self, "test", self.metrics, log_probs, y, smoothing)
+        return log_probs
+
+
+def eval_datamodule(cfg: DictConfig, trained: TrainedModel) -> CharDataModule:
+    """The DataModule to test on: the training one (same class, split and normalisation) when
+    `cfg.data` is null, else `cfg.data` normalised as in training and, when it is the training
+    class, with the training split (so no training image is tested)."""
+    trained_on, prep = trained.trained_on, trained.preprocessing
+    if cfg.get("data") is None:
+        return trained_on.datamodule(cfg.paths.data_dir, cfg.paths.get("cache_dir"))
+    same = {}
+    if cfg.data.get("_target_") == trained_on.class_path:
+        same = dict(trained_on.split)
+        changed = {k: v for k, v in same.items() if k in cfg.data and cfg.data[k] != v}
+        if changed:
+            log.info("testing on the checkpoint's own split: %s", changed)
+    return hydra.utils.instantiate(cfg.data, **same, mean=prep.mean, std=prep.std)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -30,52 +75,39 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise HwrError("eval.py needs ckpt_path=<run dir>/checkpoints/best.ckpt")
     start_run(cfg)
-    model, trained_on = load_models(cfg.ckpt_path)
-    if cfg.get("tta_shift") is not None:
-        model.hparams.tta_shift = int(cfg.tta_shift)
-    if cfg.get("data") is None:
-        dm: CharDataModule = hydra.utils.instantiate(
-            datamodule_config(trained_on, cfg.paths.data_dir, cfg.paths.get("cache_dir"))
-        )
-    else:
-        dm = hydra.utils.instantiate(cfg.data)
-        if trained_on.get("dataset") == dm.name:
-            # Same dataset: rebuild the training run's split, so no training image is tested.
-            same_split = {k: trained_on[k] for k in SPLIT_KEYS if k in trained_on}
-            dm = hydra.utils.instantiate(cfg.data, **same_split)
-    if model.hparams.num_classes != dm.num_classes:
+    trained = TrainedModel.load(cfg.ckpt_path, device="cpu", tta_shift=cfg.get("tta_shift"))
+    dm = eval_datamodule(cfg, trained)
+    if len(trained.classes) != dm.num_classes:
         raise HwrError(
-            f"the checkpoint predicts {model.hparams.num_classes} classes but data={dm.name} has "
+            f"the checkpoint predicts {len(trained.classes)} classes but data={dm.name} has "
             f"{dm.num_classes}; evaluate on a dataset/split with the same classes"
         )
-    if model.class_names != dm.class_names:
-        log.warning("class names differ: checkpoint %s, data %s", model.class_names, dm.class_names)
-    if list(model.hparams.input_shape) != list(dm.input_shape):
+    if trained.class_names != dm.class_names:
+        log.warning("class names differ: checkpoint %s, data %s", trained.class_names, dm.class_names)
+    if list(trained.input_shape) != list(dm.input_shape):
         raise HwrError(
-            f"the checkpoint expects images {list(model.hparams.input_shape)} but "
+            f"the checkpoint expects images {list(trained.input_shape)} but "
             f"data={dm.name} gives {list(dm.input_shape)}; set data.image_size to match"
         )
-    # Inputs must be normalised exactly as in training, whatever the eval data config says.
-    if trained_on.get("mean") is not None and trained_on.get("std") is not None:
-        dm.mean, dm.std = float(trained_on["mean"]), float(trained_on["std"])
 
     trainer = build_trainer(cfg)
     hparams = (
         flat_hparams(cfg, groups=("data",)) if cfg.get("data") is not None else {"data/dataset": dm.name}
     )
-    members = model.hparams.get("ensemble") or expand_paths(cfg.ckpt_path)
     hparams.update(
         {
-            "model/net/class": type(model.net).__name__,
-            "ckpt_path": ",".join(map(str, members)),
-            "tta_shift": int(model.hparams.get("tta_shift") or 0),
+            "model/net/class": type(trained.net).__name__,
+            "ckpt_path": ",".join(trained.sources),
+            "tta_shift": trained.tta_shift,
         }
     )
     log_hparams(trainer.loggers, hparams)
-    results = trainer.test(model, datamodule=dm)
+    module = Evaluator(trained)
+    results = trainer.test(module, datamodule=dm)
     metrics: dict[str, Any] = scalar_metrics(results[0] if results else {})
-    test_ckpt = [str(p) for p in members] if len(members) > 1 else str(members[0])
-    return finish_run(cfg, dm.name, model, trainer, metrics, started, test_ckpt=test_ckpt)
+    members = list(trained.sources)
+    test_ckpt = members if len(members) > 1 else members[0]
+    return finish_run(cfg, dm.name, module, trainer, metrics, started, test_ckpt=test_ckpt)
 
 
 # the command line; returns the config's `objective` (test/acc): eval.py -m sweeps checkpoints or data

@@ -4,7 +4,7 @@
 `model.pt.json`) next to it. The exported graph takes float32 [N, 1, H, W] = pixel/255 with
 white ink on black (`Preprocessing.pixels(image) / 255`), applies the training normalisation,
 the ensemble and the test-time shifts inside, and returns class probabilities [N, C]. Before
-the files get their final names, the export is checked against `Predictor.probabilities`.
+the files get their final names, the export is checked against `TrainedModel.probabilities`.
 
 `hwr.exported.ExportedModel` (also importable from here) loads such a file and predicts PIL
 images. This module imports neither Lightning nor the Classifier at import time: those
@@ -34,13 +34,13 @@ __all__ = ["TOLERANCE", "ExportedModel", "export_model", "parity_inputs", "run",
 if TYPE_CHECKING:
     from torch import nn
 
-    from hwr.inference import Predictor
+    from hwr.inference import TrainedModel
 
 # exported and PyTorch probabilities must agree within this on every entry
 TOLERANCE = 1e-4
 
 
-def _wrapper(predictor: Predictor) -> nn.Module:
+def _wrapper(trained: TrainedModel) -> nn.Module:
     """The exported module: pixel/255 -> normalise -> ensemble/TTA -> softmax probabilities."""
     import torch
     from torch import nn
@@ -50,8 +50,8 @@ def _wrapper(predictor: Predictor) -> nn.Module:
     class Exportable(nn.Module):
         # Holds the plain network, not the Classifier: torch.jit.trace walks every submodule's
         # attributes, and a LightningModule's `trainer` property raises outside a Trainer.
-        # `tta_logits` is the very function Classifier.predict_log_probs calls, and the parity
-        # check compares against Predictor.probabilities, so any drift would be caught.
+        # `tta_logits` is the very function TrainedModel.log_probs calls, and the parity
+        # check compares against TrainedModel.probabilities, so any drift would be caught.
         def __init__(self, net: nn.Module, shift: int, mean: float, std: float):
             super().__init__()
             self.net, self.shift, self.mean, self.std = net, shift, mean, std
@@ -59,9 +59,8 @@ def _wrapper(predictor: Predictor) -> nn.Module:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return tta_logits(self.net, (x - self.mean) / self.std, self.shift).float().softmax(dim=-1)
 
-    model, prep = predictor.model, predictor.preprocessing
-    shift = int(model.hparams.get("tta_shift") or 0)
-    return Exportable(model.net, shift, float(prep.mean), float(prep.std)).eval()
+    prep = trained.preprocessing
+    return Exportable(trained.net, trained.tta_shift, float(prep.mean), float(prep.std)).eval()
 
 
 def parity_inputs(
@@ -141,21 +140,19 @@ def export_model(
     if fmt not in FORMATS:
         raise HwrError(f"format={fmt!r} is not supported; use format={' or format='.join(FORMATS)}")
     from hwr.checkpoint import expand_paths
-    from hwr.inference import Predictor
+    from hwr.inference import TrainedModel
 
     sources = expand_paths(ckpt_path)
     path, sidecar = _output_paths(sources, fmt, output, overwrite)
-    predictor = Predictor.from_checkpoint(sources, device="cpu")
-    if tta_shift is not None:
-        predictor.model.hparams["tta_shift"] = int(tta_shift)
+    trained = TrainedModel.load(sources, device="cpu", tta_shift=tta_shift)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_model = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp_sidecar = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
     try:
-        seconds = _write(predictor, fmt, tmp_model, opset)
-        parity = _parity(predictor, tmp_model, fmt, parity_batch)
-        meta = _description(predictor, sources, fmt, path.name, tmp_model, parity, seconds)
+        seconds = _write(trained, fmt, tmp_model, opset)
+        parity = _parity(trained, tmp_model, fmt, parity_batch)
+        meta = _description(trained, fmt, path.name, tmp_model, parity, seconds)
         tmp_sidecar.write_text(json.dumps(meta, indent=1) + "\n")
         os.replace(tmp_model, path)
         os.replace(tmp_sidecar, sidecar)
@@ -181,13 +178,13 @@ def _output_paths(
     return path, sidecar
 
 
-def _write(predictor: Predictor, fmt: str, path: Path, opset: int | None) -> float:
-    """Export the predictor's module to `path`; the seconds it took."""
+def _write(trained: TrainedModel, fmt: str, path: Path, opset: int | None) -> float:
+    """Export the model's module to `path`; the seconds it took."""
     import torch
 
-    size = predictor.preprocessing.image_size
+    size = trained.preprocessing.image_size
     example = torch.rand(2, 1, size, size)  # batch 2, not 1: a batch of 1 could be specialised
-    module = _wrapper(predictor)
+    module = _wrapper(trained)
     started = time.perf_counter()
     try:
         if fmt == "onnx":
@@ -203,27 +200,26 @@ def _write(predictor: Predictor, fmt: str, path: Path, opset: int | None) -> flo
     return time.perf_counter() - started
 
 
-def _parity(predictor: Predictor, path: Path, fmt: str, n: int) -> dict[str, Any]:
-    """The exported file's probabilities against `Predictor.probabilities` on `n` inputs; an
+def _parity(trained: TrainedModel, path: Path, fmt: str, n: int) -> dict[str, Any]:
+    """The exported file's probabilities against `TrainedModel.probabilities` on `n` inputs; an
     HwrError when they differ by more than TOLERANCE."""
     import torch
 
-    prep, classes = predictor.preprocessing, predictor.class_names
+    prep, classes = trained.preprocessing, trained.class_names
     x = parity_inputs(prep, classes, n)
     exported = ExportedModel(path, fmt, {"classes": classes, "preprocessing": prep.to_dict()})
-    reference = predictor.probabilities(torch.from_numpy((x - prep.mean) / prep.std)).numpy()
+    reference = trained.probabilities(torch.from_numpy((x - prep.mean) / prep.std)).numpy()
     diff = float(np.abs(exported.probabilities(x) - reference).max())
     if not diff <= TOLERANCE:  # `not <=` also catches NaN
         raise HwrError(
             f"the {fmt} export differs from PyTorch by {diff:.2e} (> {TOLERANCE:g}); nothing was written"
         )
-    reference_name = "hwr.inference.Predictor.probabilities"
+    reference_name = "hwr.inference.TrainedModel.probabilities"
     return {"max_abs_diff": diff, "tolerance": TOLERANCE, "inputs": len(x), "reference": reference_name}
 
 
 def _description(
-    predictor: Predictor,
-    sources: Sequence[str],
+    trained: TrainedModel,
     fmt: str,
     name: str,
     written: Path,
@@ -233,7 +229,7 @@ def _description(
     """The sidecar JSON: how to feed the model, what it returns, where it came from."""
     import torch
 
-    prep, classes, info = predictor.preprocessing, predictor.class_names, predictor.info()
+    prep, classes, info = trained.preprocessing, trained.class_names, trained.info()
     size = prep.image_size
     return {
         "format": fmt,
@@ -255,7 +251,7 @@ def _description(
         "preprocessing": prep.to_dict(),
         "dataset": info["dataset"],
         "model": info["model"],
-        "checkpoints": [str(Path(s).resolve()) for s in sources],
+        "checkpoints": [str(Path(s).resolve()) for s in trained.sources],
         "test_acc": info["test_acc"],
         "tta_shift": info["tta_shift"],
         "opset": _opset(written) if fmt == "onnx" else None,

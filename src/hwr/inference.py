@@ -1,24 +1,29 @@
-"""From a checkpoint to predictions on new images: shared by predict.py, serve.py and export.py.
+"""The trained model as eval, predict, export and serve use it: one immutable `TrainedModel`.
 
-A `Predictor` holds the model (one checkpoint or an ensemble) and the `Preprocessing` of
-the data it was trained on, both rebuilt from the checkpoint alone.
+`TrainedModel.load` reads one checkpoint, or several as an ensemble, and keeps the network
+(or `Ensemble`), the preprocessing of its training data, its classes, the test-time shifts
+and what it was trained on (`hwr.checkpoint.TrainedOn`). Nothing is changed after loading:
+another test-time shift is another object (`with_tta`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
-from hwr.checkpoint import expand_paths, load_models
-from hwr.classifier import Classifier
+from hwr.checkpoint import TrainedOn, expand_paths, load_checkpoint
 from hwr.errors import HwrError
+from hwr.models.ensemble import Ensemble, tta_logits
 from hwr.preprocess import Preprocessing
 
 # Inference batch: large (no gradients are kept), small enough for any GPU or laptop.
@@ -61,63 +66,115 @@ def pick_device(device: str = "auto") -> torch.device:
     return chosen
 
 
-class Predictor:
-    """A trained model plus the preprocessing of its training data."""
+@dataclass(frozen=True, eq=False)
+class TrainedModel:
+    """A trained network (or ensemble) with everything needed to use it on new images.
 
-    def __init__(
-        self,
-        model: Classifier,
-        preprocessing: Preprocessing,
-        sources: list[str],
-        device: str = "auto",
-        dataset: str | None = None,
-    ):
-        self.device = pick_device(device)
-        self.dataset = dataset
-        self.model = model.eval().to(self.device)
-        self.preprocessing = preprocessing
-        self.sources = sources
+    Attributes:
+        net: the network, or an `Ensemble` of several, in eval mode.
+        preprocessing: image -> the model's input, as its training data was made.
+        classes: the name of each output index.
+        input_shape: [1, H, W].
+        trained_on: the DataModule and split it was trained on.
+        tta_shift: predictions are averaged over the input shifted by -n, 0, +n px each way.
+        sources: the checkpoint files it was loaded from.
+        hparams: the (first) checkpoint's Classifier hyperparameters, read-only.
+    """
+
+    net: nn.Module
+    preprocessing: Preprocessing
+    classes: tuple[str, ...]
+    input_shape: tuple[int, ...]
+    trained_on: TrainedOn
+    tta_shift: int = 0
+    sources: tuple[str, ...] = ()
+    hparams: Any = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def from_checkpoint(cls, ckpt_path: str | Sequence[str], device: str = "auto") -> Predictor:
-        """Load one checkpoint, or a list/glob of them as an ensemble (see hwr.checkpoint)."""
-        model, trained_on = load_models(ckpt_path)
-        preprocessing = Preprocessing.for_data(trained_on)
-        shape = list(model.hparams.input_shape)
-        if shape[-1] != preprocessing.image_size:
+    def load(
+        cls, ckpt_path: str | Path | Sequence[str], device: str = "auto", tta_shift: int | None = None
+    ) -> TrainedModel:
+        """One checkpoint, or a list/glob of them averaged as an ensemble, on `device`.
+
+        `tta_shift` replaces the checkpoint's own test-time shifts (0: off). Ensemble members
+        must share classes, input shape and training data (split and preprocessing): averaging
+        models that saw different pixels would be silently wrong.
+        """
+        paths = expand_paths(ckpt_path)
+        first, trained_on = load_checkpoint(paths[0])
+        nets = [first.net]
+        for path in paths[1:]:
+            other, other_on = load_checkpoint(path)
+            same_io = other.class_names == first.class_names
+            if not same_io or other.hparams.input_shape != first.hparams.input_shape:
+                raise HwrError(
+                    f"{path} has other classes or input shape than {paths[0]}; it cannot join the ensemble"
+                )
+            differs = trained_on.differences(other_on)
+            if differs:
+                raise HwrError(
+                    f"{path} was trained on other data than {paths[0]} ({', '.join(differs)} differ)"
+                )
+            nets.append(other.net)
+        shape = tuple(first.hparams.input_shape)
+        if shape[-1] != trained_on.preprocessing.image_size:
             raise HwrError(
-                f"the checkpoint expects {shape} images but its data config makes "
-                f"{preprocessing.image_size} px ones"
+                f"the checkpoint expects {list(shape)} images but its preprocessing makes "
+                f"{trained_on.preprocessing.image_size} px ones"
             )
-        return cls(model, preprocessing, expand_paths(ckpt_path), device, trained_on.get("dataset"))
+        net = nets[0] if len(nets) == 1 else Ensemble(nets)
+        shift = first.hparams.get("tta_shift") if tta_shift is None else tta_shift
+        return cls(
+            net=net.eval().to(pick_device(device)),
+            preprocessing=trained_on.preprocessing,
+            classes=tuple(first.class_names),
+            input_shape=shape,
+            trained_on=trained_on,
+            tta_shift=int(shift or 0),
+            sources=tuple(paths),
+            hparams=MappingProxyType(dict(first.hparams)),
+        )
+
+    def with_tta(self, tta_shift: int | None) -> TrainedModel:
+        """The same model with other test-time shifts (None: unchanged)."""
+        return self if tta_shift is None else dataclasses.replace(self, tta_shift=int(tta_shift))
 
     @property
     def class_names(self) -> list[str]:
-        return self.model.class_names
+        return list(self.classes)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised input [N, 1, H, W] on the model's device -> log-probabilities [N, C],
+        averaged over the test-time shifts (and over members, for an ensemble)."""
+        return tta_logits(self.net, x, self.tta_shift).log_softmax(dim=-1)
 
     @torch.inference_mode()
     def probabilities(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Normalised input [N, 1, H, W] -> class probabilities [N, C] on the CPU."""
-        x = torch.as_tensor(x)
+        x, device = torch.as_tensor(x), self.device
         parts = [
-            self.model.predict_log_probs(x[i : i + BATCH_SIZE].to(self.device)).float().softmax(dim=-1).cpu()
+            self.log_probs(x[i : i + BATCH_SIZE].to(device)).float().softmax(dim=-1).cpu()
             for i in range(0, len(x), BATCH_SIZE)
         ]
-        return torch.cat(parts) if parts else torch.empty(0, len(self.class_names))
+        return torch.cat(parts) if parts else torch.empty(0, len(self.classes))
 
     def predict(
         self, images: Sequence[Image.Image], sources: Sequence[str] | None = None, top_k: int = 5
     ) -> list[Prediction]:
-        """Top-`top_k` classes of each image, with the 28x28 (or so) pixels the model saw."""
+        """Top-`top_k` classes of each image, with the pixels the model saw."""
         pixels, x = self.preprocessing.batch(images)
         probs = self.probabilities(x)
-        k = max(1, min(top_k, len(self.class_names)))
+        k = max(1, min(top_k, len(self.classes)))
         values, index = probs.topk(k, dim=1)
         names = sources or [f"image {i}" for i in range(len(images))]
         return [
             Prediction(
                 source=str(name),
-                top=[(self.class_names[j], float(p)) for p, j in zip(v.tolist(), i.tolist(), strict=True)],
+                top=[(self.classes[j], float(p)) for p, j in zip(v.tolist(), i.tolist(), strict=True)],
                 pixels=pix,
             )
             for name, v, i, pix in zip(names, values, index, pixels, strict=True)
@@ -125,8 +182,7 @@ class Predictor:
 
     def info(self) -> dict[str, Any]:
         """What the model is: dataset, classes, checkpoints and the test accuracy its run recorded."""
-        first = Path(self.sources[0])
-        metrics_file = first.parent.parent / "metrics.json"  # <run>/checkpoints/best.ckpt
+        metrics_file = Path(self.sources[0]).parent.parent / "metrics.json"  # <run>/checkpoints/best.ckpt
         test_acc = None
         if len(self.sources) == 1 and metrics_file.is_file():
             try:
@@ -134,13 +190,14 @@ class Predictor:
             except (OSError, ValueError):
                 test_acc = None
         return {
-            "dataset": self.dataset,
-            "model": type(self.model.net).__name__,
+            "dataset": self.trained_on.name,
+            "datamodule": self.trained_on.class_path,
+            "model": type(self.net).__name__,
             "classes": self.class_names,
-            "num_classes": len(self.class_names),
-            "checkpoints": self.sources,
+            "num_classes": len(self.classes),
+            "checkpoints": list(self.sources),
             "test_acc": test_acc,
-            "tta_shift": int(self.model.hparams.get("tta_shift") or 0),
+            "tta_shift": self.tta_shift,
             "preprocessing": self.preprocessing.to_dict(),
             "device": str(self.device),
         }

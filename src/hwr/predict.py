@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hwr.cli import hydra_main
 from hwr.errors import HwrError
-from hwr.inference import Prediction, Predictor
+from hwr.inference import Prediction, TrainedModel
 from hwr.preprocess import load_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -68,7 +68,7 @@ def read_labels(csv_path: str | Path) -> dict[Path, str]:
 
 
 def predict_files(
-    predictor: Predictor, paths: Sequence[Path], top_k: int, chunk: int = 256
+    model: TrainedModel, paths: Sequence[Path], top_k: int, chunk: int = 256
 ) -> list[Prediction]:
     """Predict every file; a file that cannot be read gets a Prediction with `error` set."""
     results: list[Prediction] = []
@@ -80,7 +80,7 @@ def predict_files(
                 sources.append(str(path))
             except HwrError as e:
                 results.append(Prediction(source=str(path), error=str(e)))
-        results += predictor.predict(images, sources, top_k)
+        results += model.predict(images, sources, top_k)
     order = {str(p): i for i, p in enumerate(paths)}
     return sorted(results, key=lambda r: order.get(r.source, 0))
 
@@ -109,10 +109,8 @@ def run(cfg: DictConfig) -> int:
     if output is not None and output.exists() and not cfg.get("overwrite"):
         raise HwrError(f"{output} exists; pass overwrite=true or another output=")
     paths = collect_inputs(cfg.inputs)  # a ListConfig is a sequence like any other
-    predictor = Predictor.from_checkpoint(cfg.ckpt_path, cfg.device)
-    if cfg.get("tta_shift") is not None:
-        predictor.model.hparams.tta_shift = int(cfg.tta_shift)
-    results = predict_files(predictor, paths, int(cfg.top_k))
+    model = TrainedModel.load(cfg.ckpt_path, cfg.device, tta_shift=cfg.get("tta_shift"))
+    results = predict_files(model, paths, int(cfg.top_k))
     rows = [r.as_dict() for r in results]
     summary = ""
     if cfg.get("labels"):

@@ -4,10 +4,10 @@ Turns a picture of a character (a scan, an upload, a canvas PNG with alpha, a ph
 paper) into the convention a model was trained on: white ink on black, cropped to the ink,
 padded to a square without distorting it, scaled into a box and centred, then normalised.
 
-Conventions differ by dataset, so each checkpoint's is rebuilt from what it was trained on
-(`Preprocessing.for_data`):
+Conventions differ by dataset, so each DataModule class supplies its own `Preprocessing`
+(`CharDataModule.preprocessing`) and every checkpoint records it:
 - MNIST: the digit scaled into a 20x20 box and centred by centre of mass in 28x28;
-- EMNIST: scaled to fill the frame less a 2 px border, centred by its box;
+- EMNIST (and the default): scaled to fill the frame less a 2 px border, centred by its box;
 - English Hnd: as EMNIST, with the margin and `min_box` the DataModule was trained with.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from hwr.errors import HwrError
 
@@ -51,11 +51,11 @@ def ink_on_black(gray: np.ndarray) -> np.ndarray:
 
 
 def _median3(image: np.ndarray) -> np.ndarray:
-    """3x3 median filter (edges replicated): removes salt-and-pepper specks, keeps strokes."""
-    padded = np.pad(image, 1, mode="edge")
-    h, w = image.shape
-    views = [padded[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]
-    return np.median(np.stack(views), axis=0)
+    """3x3 median filter (edges replicated): removes salt-and-pepper specks, keeps strokes.
+
+    Pillow's MedianFilter on a float image: bit-identical to the numpy median of the nine
+    shifted views it replaced, and faster (9 vs 15 ms on a 256 px image, this machine)."""
+    return np.asarray(Image.fromarray(image.astype(np.float32), mode="F").filter(ImageFilter.MedianFilter(3)))
 
 
 def remove_background(ink: np.ndarray) -> np.ndarray:
@@ -85,7 +85,9 @@ def stroke_width(mask: np.ndarray) -> float:
 def _dilate(image: np.ndarray, k: int) -> np.ndarray:
     """Grey dilation with a k x k square (k odd): thickens strokes by k - 1 px.
 
-    Separable, as k shifted maxima per axis: ~10x faster than a sliding-window view.
+    Separable, as k shifted maxima per axis. Pillow's MaxFilter gives the same values but is
+    not separable: 36 ms for k=7 on a 256 px image against 0.8 ms here (and 13 ms as three
+    3x3 passes), so the numpy version stays.
     """
     p = np.pad(image, k // 2)
     h, w = p.shape
@@ -183,22 +185,6 @@ class Preprocessing:
     min_stroke: float = MIN_STROKE
     mean: float = 0.0
     std: float = 1.0
-
-    @classmethod
-    def for_data(cls, trained_on: Mapping[str, Any]) -> Preprocessing:
-        """The preprocessing of the data a checkpoint was trained on (its DataModule hparams)."""
-        dataset = trained_on.get("dataset")
-        norm = {"mean": float(trained_on.get("mean", 0.0)), "std": float(trained_on.get("std", 1.0))}
-        if dataset == "mnist":
-            return cls(image_size=28, box=20, center="mass", **norm)
-        if dataset == "emnist":
-            return cls(image_size=28, margin=2, **norm)
-        if dataset == "english":
-            keys = ("image_size", "margin", "min_box")
-            return cls(**{k: trained_on[k] for k in keys if k in trained_on}, **norm)
-        raise HwrError(
-            f"no preprocessing is known for dataset {dataset!r}; expected mnist, emnist or english"
-        )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Preprocessing:

@@ -1,4 +1,4 @@
-"""`python serve.py ckpt_path=...`: a drawing page and a JSON API around one `Predictor`.
+"""`python serve.py ckpt_path=...`: a drawing page and a JSON API around one `TrainedModel`.
 
 Routes: `GET /` (the page, static files in hwr/web), `GET /healthz`, `GET /api/info`,
 `POST /api/predict` (multipart `file`, JSON `{"image": base64 or data: URL}`, or a raw image/*
@@ -32,7 +32,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from hwr.cli import hydra_main
 from hwr.errors import HwrError
-from hwr.inference import Predictor
+from hwr.inference import TrainedModel
 from hwr.preprocess import ImageTooLarge, load_image
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -174,7 +174,7 @@ def image_bytes(body: bytes, content_type: str) -> tuple[bytes, str]:
 
 
 def predict_upload(
-    predictor: Predictor, body: bytes, content_type: str, top_k: int, max_upload_bytes: int
+    model: TrainedModel, body: bytes, content_type: str, top_k: int, max_upload_bytes: int
 ) -> dict[str, Any]:
     """Parse, decode, preprocess and classify one upload: the JSON of /api/predict. Runs in a
     worker thread: a 5 MB body takes a while to parse and decode, and the event loop must keep
@@ -188,7 +188,7 @@ def predict_upload(
         image = load_image(data, max_bytes=max_upload_bytes, name=name)
     except HwrError as e:
         raise fail(413 if isinstance(e, ImageTooLarge) else 400, str(e)) from None
-    result = predictor.predict([image], [name], top_k)[0]
+    result = model.predict([image], [name], top_k)[0]
     assert result.pixels is not None
     return {
         "label": result.label,
@@ -200,9 +200,9 @@ def predict_upload(
 
 
 def create_app(
-    predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 5 * MB, workers: int = 0
+    model: TrainedModel, top_k: int = 5, max_upload_bytes: int = 5 * MB, workers: int = 0
 ) -> FastAPI:
-    """The FastAPI app serving `predictor`: page, health, info and prediction routes.
+    """The FastAPI app serving `model`: page, health, info and prediction routes.
 
     `workers` bounds how many predictions run at once in the thread pool (0: one per CPU
     core), so a burst of requests queues instead of oversubscribing the cores.
@@ -211,7 +211,7 @@ def create_app(
     limiter = anyio.CapacityLimiter(workers or os.cpu_count() or 1)
     # base64 makes an image 4/3 larger; anything beyond this cannot hold an acceptable image.
     body_limit = max_upload_bytes * 4 // 3 + BODY_SLACK
-    info = {k: v for k, v in predictor.info().items() if k not in PRIVATE_INFO}
+    info = {k: v for k, v in model.info().items() if k not in PRIVATE_INFO}
     info |= {"top_k": top_k, "max_upload_bytes": max_upload_bytes}
     too_big = f"the upload is over the {max_upload_bytes / MB:g} MB limit"
 
@@ -233,7 +233,7 @@ def create_app(
         content_type = request.headers.get("content-type", "")
         try:
             return await anyio.to_thread.run_sync(
-                predict_upload, predictor, body, content_type, top_k, max_upload_bytes, limiter=limiter
+                predict_upload, model, body, content_type, top_k, max_upload_bytes, limiter=limiter
             )
         except HTTPException:
             raise
@@ -260,8 +260,8 @@ def run(cfg: DictConfig) -> None:
     # busy OpenMP's waiting threads turned a 0.3 ms forward pass into ~80 ms (measured here).
     # Requests run side by side in the thread pool instead (`workers`).
     torch.set_num_threads(1)
-    predictor = Predictor.from_checkpoint(cfg.ckpt_path, cfg.device)
-    app = create_app(predictor, int(cfg.top_k), int(float(cfg.max_upload_mb) * MB), int(cfg.workers))
+    model = TrainedModel.load(cfg.ckpt_path, cfg.device, tta_shift=cfg.get("tta_shift"))
+    app = create_app(model, int(cfg.top_k), int(float(cfg.max_upload_mb) * MB), int(cfg.workers))
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: host={cfg.host} makes the page reachable from other machines; there is no login")
     uvicorn.run(app, host=cfg.host, port=int(cfg.port), log_level=cfg.log_level)

@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -31,6 +32,7 @@ from torch.utils.data import DataLoader
 from hwr.data.augment import AugmentConfig, random_affine
 from hwr.data.loaders import IndexedImages, ResidentBatches, keep_batch
 from hwr.errors import HwrError
+from hwr.preprocess import Preprocessing
 
 
 def default_data_dir() -> Path:
@@ -149,12 +151,10 @@ class CharDataModule(L.LightningDataModule, ABC):
         augment = {k: float(v) for k, v in dict(augment or {}).items()}
         self.save_hyperparameters(logger=False)
         self.hparams["augment"] = augment  # a subclass's **kwargs may still hold the DictConfig
-        self.hparams["dataset"] = self.name  # lets eval.py recognise the training dataset
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.mean = float(self.MEAN if mean is None else mean)
         self.std = float(self.STD if std is None else std)
-        self.hparams.update(mean=self.mean, std=self.std)  # the values used, for eval.py
         try:
             self.augment = AugmentConfig(**augment)
         except TypeError as e:
@@ -187,7 +187,32 @@ class CharDataModule(L.LightningDataModule, ABC):
     def load_test(self) -> LabelledImages:
         """The test set."""
 
+    def split_args(self) -> dict[str, Any]:
+        """The constructor arguments that decide which images are in train, val and test (and
+        how its files become pixels): recorded in checkpoints, so eval.py rebuilds the same test
+        split. A subclass with arguments of that kind adds them."""
+        return {"seed": self.hparams.seed, "val_fraction": self.hparams.val_fraction}
+
+    def preprocessing(self) -> Preprocessing:
+        """How a new image (predict, serve, export) becomes this dataset's pixels and the model's
+        input. Default: the character scaled to fill the frame less a 2 px border, centred by its
+        box, then this DataModule's normalisation."""
+        return Preprocessing(image_size=self.image_size, mean=self.mean, std=self.std)
+
     # ---- shared -------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What a model trained on this DataModule was trained on, in plain types: the
+        Classifier stores it in every checkpoint and `hwr.checkpoint.TrainedOn` reads it."""
+        cls = type(self)
+        return {
+            "class_path": f"{cls.__module__}.{cls.__qualname__}",
+            "name": self.name,
+            "split": self.split_args(),
+            "preprocessing": self.preprocessing().to_dict(),
+            "classes": list(self.class_names),
+            "input_shape": list(self.input_shape),
+        }
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)

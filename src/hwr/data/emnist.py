@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
+from typing import Any
 
 from hwr.data.base import CharDataModule, LabelledImages
 from hwr.data.idx import find_idx
@@ -57,6 +58,9 @@ class EMNISTDataModule(CharDataModule):
     @property
     def class_names(self) -> list[str]:
         return CLASS_NAMES[self.split]
+
+    def split_args(self) -> dict[str, Any]:
+        return {**super().split_args(), "split": self.split}
 
     def _names(self, part: str) -> tuple[str, str]:
         stem = f"emnist-{self.split}-{part}"

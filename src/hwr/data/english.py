@@ -22,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from PIL import Image
 
 from hwr.data.base import CharDataModule, LabelledImages, split_indices
 from hwr.errors import HwrError
-from hwr.preprocess import preprocess_image
+from hwr.preprocess import Preprocessing, preprocess_image
 
 log = logging.getLogger(__name__)
 CHARS74K_CLASSES = list(string.digits + string.ascii_uppercase + string.ascii_lowercase)
@@ -182,6 +183,23 @@ class EnglishDataModule(CharDataModule):
     @property
     def image_size(self) -> int:
         return self._image_size
+
+    def split_args(self) -> dict[str, Any]:
+        # the test split is carved here (test_fraction, split_by) from images decoded at this geometry
+        return {
+            **super().split_args(),
+            "test_fraction": self.test_fraction,
+            "split_by": self.split_by,
+            "image_size": self.image_size,
+            "margin": self.margin,
+            "min_box": self.min_box,
+        }
+
+    def preprocessing(self) -> Preprocessing:
+        # the geometry the scans were decoded with (decode_all), for any new image
+        return Preprocessing(
+            image_size=self.image_size, margin=self.margin, min_box=self.min_box, mean=self.mean, std=self.std
+        )
 
     @cached_property
     def files(self) -> FileIndex:

@@ -7,6 +7,7 @@ from pathlib import Path
 from hwr.data.base import CharDataModule, LabelledImages
 from hwr.data.idx import find_idx, read_idx
 from hwr.errors import HwrError
+from hwr.preprocess import Preprocessing
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -41,6 +42,10 @@ class MNISTDataModule(CharDataModule):
     @property
     def class_names(self) -> list[str]:
         return [str(d) for d in range(10)]
+
+    def preprocessing(self) -> Preprocessing:
+        # MNIST's own convention: the digit scaled into a 20x20 box, centred by its centre of mass.
+        return Preprocessing(image_size=28, box=20, center="mass", mean=self.mean, std=self.std)
 
     @property
     def raw_dir(self) -> Path:

@@ -12,8 +12,6 @@ import rich.tree
 from omegaconf import DictConfig, OmegaConf
 
 PRINT_ORDER = ("data", "model", "callbacks", "logger", "trainer", "paths")
-# Keys that say where things are, not how the model was trained: left out of hparams.
-_NOT_HPARAMS = ("data_dir", "cache_dir", "dirpath", "save_dir", "default_root_dir", "num_workers")
 
 
 def print_config_tree(cfg: DictConfig, save_to: str | Path | None = None) -> None:
@@ -40,25 +38,27 @@ def _short(value: Any) -> Any:
 def flat_hparams(cfg: DictConfig, groups: Sequence[str] = ("data", "model")) -> dict[str, Any]:
     """Flatten the training-relevant part of `cfg` into `{"model/net/channels": "[32, 64]", ...}`.
 
-    `_target_` becomes the class name; paths and `_partial_` flags are dropped. Also adds
+    `_target_` becomes the class name; `_partial_` flags and the values taken from `paths`
+    (where things are on this machine, not how the model was trained) are dropped. Also adds
     seed, max_epochs and precision. Values are TensorBoard-friendly scalars or strings.
     """
     out: dict[str, Any] = {}
 
-    def walk(prefix: str, node: Any) -> None:
+    def walk(prefix: str, node: Any, raw: Any) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in _NOT_HPARAMS or key == "_partial_":
+                if key == "_partial_" or (isinstance(raw[key], str) and "${paths." in raw[key]):
                     continue
                 name = "class" if key == "_target_" else key
-                walk(f"{prefix}/{name}", value.rsplit(".", 1)[-1] if key == "_target_" else value)
+                walk(f"{prefix}/{name}", value.rsplit(".", 1)[-1] if key == "_target_" else value, raw[key])
         else:
             out[prefix] = _short(node)
 
     container = OmegaConf.to_container(cfg, resolve=True)
+    unresolved = OmegaConf.to_container(cfg, resolve=False)
     for group in groups:
         if group in container:
-            walk(group, container[group])
+            walk(group, container[group], unresolved[group])
     for key in ("seed",):
         if key in container:
             out[key] = _short(container[key])
