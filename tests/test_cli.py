@@ -18,8 +18,7 @@ from lightning.pytorch.strategies.launchers import subprocess_script
 
 def state():
     return {
-        "resolvers": sorted(n for n in ("hwr_run_dir", "hwr_output_subdir", "hwr_sqlite")
-                            if OmegaConf.has_resolver(n)),
+        "resolvers": sorted(n for n in ("hwr_sqlite",) if OmegaConf.has_resolver(n)),
         "ddp_hook": subprocess_script._hydra_subprocess_cmd.__module__,
         "backend": repr(dict.__getitem__(matplotlib.rcParams, "backend")),
         "environ": sorted(os.environ),
@@ -49,7 +48,7 @@ def test_importing_every_hwr_module_changes_nothing_global():
     assert {"hwr.train", "hwr.eval", "hwr.serve", "hwr.report", "hwr.cli"} <= set(result["modules"])
     assert result["after"] == result["before"]
     # ...and the probe sees the set-up when it happens: prepare() registers and installs
-    assert result["prepared"]["resolvers"] == ["hwr_output_subdir", "hwr_run_dir", "hwr_sqlite"]
+    assert result["prepared"]["resolvers"] == ["hwr_sqlite"]
     assert result["prepared"]["ddp_hook"] == "hwr.utils.ddp"
     assert result["before"]["ddp_hook"] != "hwr.utils.ddp"
 

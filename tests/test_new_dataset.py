@@ -19,7 +19,7 @@ from hwr.predict import run as predict
 from hwr.train import train
 
 # Bars: horizontal, vertical or a cross, drawn at 16 px, with a split argument of its own.
-DATAMODULE = '''
+DATAMODULE = """
 import torch
 from hwr.data.base import CharDataModule, LabelledImages
 
@@ -61,7 +61,7 @@ class BarsDataModule(CharDataModule):
 
     def load_test(self):
         return self._draw(1)
-'''
+"""
 
 CONFIG = """
 defaults:

@@ -8,12 +8,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, make_config, run_script
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from hwr.errors import HwrError
 from hwr.train import train
+from hwr.utils.resume import LAST, relaunch_argv
 
 QUIET = "callbacks.progress_bar=null"
 
@@ -68,10 +72,61 @@ def test_resume_without_a_run_says_so(data_dir, tmp_path):
     for resume in ("resume=true", "ckpt_path=last"):  # two spellings of one request
         run = run_script("train.py", resume, "task_name=nothing", QUIET, data_dir=data_dir, cwd=tmp_path)
         assert run.returncode == 1
-        assert "error: resume=True: no checkpoints/last.ckpt in" in run.stderr
+        assert "error: resume=true: no run under" in run.stderr and "has checkpoints/last.ckpt" in run.stderr
     assert not (tmp_path / "outputs" / "nothing" / "runs").exists() or not any(
         (tmp_path / "outputs" / "nothing" / "runs").glob("*/metrics.json")
     )
+
+
+def fake_run(runs: Path, name: str, overrides: list[str], mtime: float) -> Path:
+    """A run folder as train.py leaves it: .hydra/overrides.yaml and checkpoints/last.ckpt."""
+    folder = runs / name
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / "checkpoints").mkdir()
+    (folder / LAST).write_bytes(b"")
+    os.utime(folder / LAST, (mtime, mtime))
+    OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
+    return folder
+
+
+def test_resume_relaunches_the_run_with_its_own_command_line(tmp_path):
+    runs = tmp_path / "outputs" / "train" / "runs"
+    fake_run(runs, "a", ["model=mlp"], mtime=1_000)
+    newest = fake_run(runs, "b", ["model.net.head=[24]", "trainer.max_epochs=4"], mtime=2_000)
+    log_dir = f"paths.log_dir={tmp_path / 'outputs'}"
+    for ask in ("resume=true", "ckpt_path=last"):  # one request, and its alias
+        argv = relaunch_argv([ask, log_dir, "trainer.max_epochs=6", "--cfg", "job"])
+        assert argv[:2] == ["--cfg", "job"]  # flags pass through untouched
+        assert set(argv[2:-1]) == {
+            "model.net.head=[24]",  # the run's own override...
+            "trainer.max_epochs=6",  # ...this command's on top...
+            log_dir,
+            f"resume='{newest}'",  # ...and the folder it continues, explicitly
+            f"hydra.run.dir='{newest}'",
+        }
+        assert argv[-1].startswith("hydra.output_subdir=.hydra/resumed_")
+    # a resumed session's overrides are the run's latest: resuming again keeps its changes
+    session = newest / ".hydra" / "resumed_2026-01-01_00-00-00"
+    session.mkdir()
+    OmegaConf.save(
+        OmegaConf.create(["model.net.head=[24]", "trainer.max_epochs=6"]), session / "overrides.yaml"
+    )
+    assert "trainer.max_epochs=6" in relaunch_argv([f"resume={newest}"])
+    assert relaunch_argv(["model=mlp", "resume=null"]) == ["model=mlp", "resume=null"]  # no resume: unchanged
+
+
+def test_resume_errors_name_the_problem(tmp_path, data_dir):
+    with pytest.raises(HwrError, match=r"resume=true: no run under .*nothing/runs has checkpoints/last.ckpt"):
+        relaunch_argv(["resume=true", "task_name=nothing", f"paths.log_dir={tmp_path}"])
+    with pytest.raises(HwrError, match=r"resume=.*: no checkpoints/last.ckpt in"):
+        relaunch_argv([f"resume={tmp_path}"])
+    with pytest.raises(HwrError, match="resume= continues one run"):
+        relaunch_argv(["-m", "resume=true"])
+    # train() itself refuses a resume that was not relaunched into its folder
+    folder = fake_run(tmp_path / "runs", "a", [], mtime=1_000)
+    cfg = make_config("train", [f"resume={folder}"], data_dir, tmp_path / "elsewhere")
+    with pytest.raises(HwrError, match="relaunches into it"):
+        train(cfg)
 
 
 def test_same_seed_deterministic_runs_are_identical(data_dir, tmp_path):

@@ -1,29 +1,29 @@
 """What every command-line entry point shares: the configs folder and one way to run a main.
 
 Importing an hwr module changes nothing global. The process-wide set-up a run needs (the
-OmegaConf resolvers that hwr's configs name, Lightning's DDP child command) happens in
+OmegaConf resolver that hwr's Optuna configs name, Lightning's DDP child command) happens in
 `prepare()`, which `hydra_main` calls when the command starts, before Hydra composes the
-config: `hydra.run.dir` goes through the `hwr_run_dir` resolver and is resolved before the
-task runs. Code that composes hwr's configs itself (tests, notebooks, the benchmark) uses
+config. Code that composes hwr's configs itself (tests, notebooks, the benchmark) uses
 `compose_config`, which does the same.
 
-    main = hydra_main("train")(train)   # in hwr/train.py
+    main = hydra_main("eval")(evaluate)                       # in hwr/eval.py
+    main = hydra_main("train", argv=relaunch_argv)(train)     # a command line rewritten first
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hwr.errors import user_errors
 from hwr.utils import ddp
-from hwr.utils.resume import register_resolvers
 from hwr.utils.sweep import run_task
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -31,10 +31,18 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 Task = Callable[[DictConfig], Any]
 
 
+def sqlite_url(path: str) -> str:
+    """Resolver `hwr_sqlite` for an Optuna storage: `sqlite:///<absolute path>`, its folder
+    created first (the study is opened before Hydra creates the sweep folder)."""
+    file = Path(path).absolute()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{file}"
+
+
 def prepare() -> None:
-    """Register the resolvers hwr's configs use and route Lightning's DDP children through
+    """Register the resolver hwr's configs use and route Lightning's DDP children through
     this run's folder (`hwr.utils.ddp`). Safe to call more than once."""
-    register_resolvers()
+    OmegaConf.register_new_resolver("hwr_sqlite", sqlite_url, use_cache=True, replace=True)
     ddp.install()
 
 
@@ -57,9 +65,12 @@ def run(cfg: DictConfig, task: Task) -> Any:
         return run_task(cfg, task, objective=cfg.objective)
 
 
-def hydra_main(config_name: str) -> Callable[[Task], Callable[[], Any]]:
+def hydra_main(
+    config_name: str, argv: Callable[[list[str]], list[str]] | None = None
+) -> Callable[[Task], Callable[[], Any]]:
     """Decorator: `task(cfg)` becomes a Hydra command-line main on `configs/<config_name>.yaml`,
-    run by `run` (`config_name` is the primary config: train, eval, predict, ...)."""
+    run by `run` (`config_name` is the primary config: train, eval, predict, ...). `argv`, when
+    given, rewrites the command line's arguments before Hydra reads them (train.py's resume)."""
 
     def decorate(task: Task) -> Callable[[], Any]:
         @functools.wraps(task)  # Hydra names the job after the task's module (train, eval, ...)
@@ -71,6 +82,9 @@ def hydra_main(config_name: str) -> Callable[[Task], Callable[[], Any]]:
         @functools.wraps(task)
         def main() -> Any:
             prepare()
+            if argv is not None:
+                with user_errors():
+                    sys.argv[1:] = argv(sys.argv[1:])
             return hydra_job()
 
         return main

@@ -10,7 +10,7 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from hwr.callbacks import TrainingClock
 from hwr.classifier import Classifier
@@ -18,7 +18,7 @@ from hwr.cli import hydra_main
 from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
 from hwr.utils.config import flat_hparams
-from hwr.utils.resume import resume_config
+from hwr.utils.resume import last_checkpoint, relaunch_argv
 from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run
 
 log = logging.getLogger("hwr")
@@ -38,12 +38,8 @@ def build_model(model_cfg: DictConfig, dm: CharDataModule) -> Classifier:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (if cfg.train) and test (if cfg.test); write metrics.json; return the metrics."""
     started = time.time()
-    if cfg.get("resume") or cfg.get("ckpt_path") == "last":
-        with open_dict(cfg):
-            cfg.resume = cfg.get("resume") or True
-        cfg, ckpt_path = resume_config(cfg)
-    else:
-        ckpt_path = cfg.get("ckpt_path")
+    # resume=<run dir>: the command line was relaunched into that folder (hwr.utils.resume)
+    ckpt_path = last_checkpoint(cfg) if cfg.get("resume") else cfg.get("ckpt_path")
     if ckpt_path and not Path(ckpt_path).is_file():
         raise HwrError(f"ckpt_path={ckpt_path} does not exist; pass <run dir>/checkpoints/last.ckpt")
     if cfg.get("test") and not cfg.get("train") and not ckpt_path:
@@ -94,5 +90,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return finish_run(cfg, dm.name, model, trainer, metrics, started, **facts, test_ckpt=test_ckpt)
 
 
-# the command line; returns the config's `objective` (val/acc_best) to sweepers
-main = hydra_main("train")(train)
+# the command line; returns the config's `objective` (val/acc_best) to sweepers. A resume
+# (resume=true|<run dir>, or ckpt_path=last) is relaunched as the run's own command line first.
+main = hydra_main("train", argv=relaunch_argv)(train)

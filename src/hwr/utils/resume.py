@@ -1,28 +1,28 @@
-"""`train.py resume=true` (the newest run of this task; `ckpt_path=last` says the same) or
-`resume=<run dir>`: continue a run in its own folder, from its `last.ckpt`, with its own config.
+"""Resume as a relaunch: `train.py resume=true` (the newest run of this task) or
+`resume=<run dir>` continues a run in its own folder, from its `last.ckpt`, with its own config.
 
-The run folder is decided before Hydra creates one: `hydra.run.dir` in configs/hydra/default.yaml
-goes through the `hwr_run_dir` resolver, which returns the folder being resumed. So logs,
-checkpoints and TensorBoard events continue where they were, and Hydra's files for the
-resumed session go to `.hydra/resumed_<timestamp>/`, leaving the original `.hydra/` intact.
+`ckpt_path=last` is an alias of `resume=true`. Before Hydra starts, `relaunch_argv` turns the
+command line into the run's own: its recorded overrides (`.hydra/overrides.yaml`, or those of
+its latest resumed session), this command's on top, `resume=<run dir>`, and
+`hydra.run.dir=<run dir>` with `hydra.output_subdir=.hydra/resumed_<timestamp>`. So logs,
+checkpoints and TensorBoard events continue where they were, Hydra records the config that
+actually runs, and the original `.hydra/` stays intact: the same way DDP children are told
+their folder (`hwr.utils.ddp.child_command`).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
 
-from hydra import compose
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from hwr.errors import HwrError
 
 LAST = Path("checkpoints") / "last.ckpt"
-
-
-def _wants_resume(resume: Any) -> bool:
-    return resume not in (None, False, "", "null", "false", "False")
+# what `resume=` and `ckpt_path=` say when they ask for the newest run
+_NEWEST = ("true", "True", "last")
+_OFF = ("null", "false", "False", "")
 
 
 def newest_run(runs_dir: Path) -> Path | None:
@@ -31,70 +31,79 @@ def newest_run(runs_dir: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime).parents[1] if found else None
 
 
-def run_dir(new_dir: str, resume: Any, ckpt_path: Any = None) -> str:
-    """Resolver for hydra.run.dir: `new_dir` for a new run, else the folder to continue."""
-    if ckpt_path == "last":
-        resume = True
-    if not _wants_resume(resume):
-        return new_dir
-    if resume is True or str(resume).lower() == "true":
-        found = newest_run(Path(new_dir).parent)
-        return str(found) if found else new_dir  # train() then says nothing can be resumed
-    return str(resume)
-
-
-def output_subdir(resume: Any, stamp: str, ckpt_path: Any = None) -> str:
-    """Resolver for hydra.output_subdir: a resumed session does not overwrite the original's files."""
-    return f".hydra/resumed_{stamp}" if _wants_resume(resume) or ckpt_path == "last" else ".hydra"
-
-
-def sqlite_url(path: str) -> str:
-    """Resolver for an Optuna storage: `sqlite:///<absolute path>`, its folder created first
-    (the study is opened before Hydra creates the sweep folder)."""
-    file = Path(path).absolute()
-    file.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{file}"
-
-
-def register_resolvers() -> None:
-    """The resolvers hwr's configs use for run folders (call before Hydra composes a config)."""
-    OmegaConf.register_new_resolver("hwr_sqlite", sqlite_url, use_cache=True, replace=True)
-    OmegaConf.register_new_resolver("hwr_run_dir", run_dir, use_cache=True, replace=True)
-    OmegaConf.register_new_resolver("hwr_output_subdir", output_subdir, use_cache=True, replace=True)
-
-
 def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def resume_config(cfg: DictConfig) -> tuple[DictConfig, str]:
-    """(config of the run being resumed with this command's overrides on top, its last.ckpt).
+def _value(override: str) -> str:
+    return override.split("=", 1)[1].strip("'\"") if "=" in override else ""
 
-    Without Hydra running (tests composing a config) the config is returned as it is.
+
+def recorded_overrides(folder: Path) -> list[str]:
+    """The overrides the run in `folder` last ran with: its latest resumed session's, else its own."""
+    sessions = sorted((folder / ".hydra").glob("resumed_*/overrides.yaml"))
+    path = sessions[-1] if sessions else folder / ".hydra" / "overrides.yaml"
+    return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
+
+
+def relaunch_argv(argv: list[str], config_name: str = "train") -> list[str]:
+    """`argv` (without the program) as the resumed run's command line; unchanged without resume.
+
+    Raises HwrError when there is nothing to resume, or for a multirun.
     """
-    folder = Path(cfg.paths.output_dir)
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    asked = {_key(o): _value(o) for o in overrides if _key(o) in ("resume", "ckpt_path")}
+    resume = asked.get("resume")
+    if resume in _OFF:
+        resume = None
+    if resume is None and asked.get("ckpt_path") == "last":
+        resume = "true"  # the alias
+    if resume is None:
+        return argv
+    if any(a in ("-m", "--multirun") for a in argv):
+        raise HwrError("resume= continues one run; an Optuna sweep continues by rerunning its command")
+    mine = [o for o in overrides if _key(o) not in ("resume", "ckpt_path")]
+    if resume in _NEWEST:
+        from hwr.cli import compose_config  # the configs say where this task's runs are
+
+        cfg = compose_config(config_name, [o for o in mine if not _key(o).startswith("hydra.")])
+        runs = Path(cfg.paths.log_dir) / str(cfg.task_name) / "runs"
+        folder = newest_run(runs)
+        if folder is None:
+            raise HwrError(
+                f"resume={resume}: no run under {runs} has {LAST}; "
+                "pass resume=<run dir> of a run that saved one"
+            )
+    else:
+        folder = Path(resume)
+        if not (folder / LAST).is_file():
+            raise HwrError(f"resume={resume}: no {LAST} in {folder}; pass the folder of a run that saved one")
+    merged = {_key(o): o for o in recorded_overrides(folder) if _key(o) not in ("resume", "ckpt_path")}
+    merged.update({_key(o): o for o in mine})  # this command wins
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    others = [a for a in argv if a not in overrides]
+    return [
+        *others,
+        *merged.values(),
+        f"resume='{folder}'",
+        f"hydra.run.dir='{folder}'",
+        f"hydra.output_subdir=.hydra/resumed_{stamp}",
+    ]
+
+
+def last_checkpoint(cfg: DictConfig) -> str:
+    """The `last.ckpt` a resumed run (`cfg.resume`, set by `relaunch_argv`) continues from."""
+    folder, output_dir = Path(str(cfg.resume)), Path(cfg.paths.output_dir)
+    if str(cfg.resume) in _NEWEST:
+        raise HwrError("resume=true is resolved by train.py's command line; pass resume=<run dir>")
+    if cfg.get("ckpt_path") is not None:
+        raise HwrError("pass resume=... or ckpt_path=..., not both")
+    if folder.resolve() != output_dir.resolve():
+        raise HwrError(
+            f"resume={folder} continues that folder but this run writes to {output_dir}; "
+            f"run `train.py resume={folder}`, which relaunches into it"
+        )
     last = folder / LAST
     if not last.is_file():
-        raise HwrError(
-            f"resume={cfg.resume}: no {LAST} in {folder}; pass resume=<run dir> of a run that saved "
-            f"one (runs are under {Path(cfg.paths.log_dir) / cfg.task_name / 'runs'})"
-        )
-    if cfg.get("ckpt_path") not in (None, "last"):
-        raise HwrError("pass resume=... or ckpt_path=..., not both")
-    if not HydraConfig.initialized():
-        return cfg, str(last)
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode.name == "MULTIRUN":
-        raise HwrError("resume= continues one run; an Optuna sweep continues by rerunning its command")
-    original_file = folder / ".hydra" / "overrides.yaml"
-    original = list(OmegaConf.load(original_file)) if original_file.is_file() else []
-    merged = {_key(o): o for o in original if _key(o) not in ("resume", "ckpt_path")}
-    merged["resume"] = f"resume={cfg.resume}"
-    merged.update({_key(o): o for o in hydra_cfg.overrides.task})  # this command wins
-    resumed = compose(config_name=hydra_cfg.job.config_name, overrides=list(merged.values()))
-    # Hydra saved the config of this command line; record the one that actually runs.
-    saved = Path(hydra_cfg.runtime.output_dir) / str(hydra_cfg.output_subdir)
-    if saved.is_dir():
-        OmegaConf.save(resumed, saved / "config.yaml")
-        OmegaConf.save(OmegaConf.create(list(merged.values())), saved / "overrides.yaml")
-    return resumed, str(last)
+        raise HwrError(f"resume={folder}: no {LAST} there; pass the folder of a run that saved one")
+    return str(last)
