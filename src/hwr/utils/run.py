@@ -125,6 +125,34 @@ def start_run(cfg: DictConfig) -> Path:
     return output_dir
 
 
+def report_summary(trainer: L.Trainer) -> dict[str, float]:
+    """The test report's summary (macro F1 of the report, worst classes, ...) when `trainer` tested."""
+    summary: dict[str, float] = {}
+    for callback in trainer.callbacks:
+        if isinstance(callback, TestReport):
+            summary.update(callback.metrics)
+    return summary
+
+
+def run_facts(cfg: DictConfig, data_name: str, model: L.LightningModule, started: float) -> dict[str, Any]:
+    """What the run record says besides metrics: task, tags, data, model, seed, git, overrides."""
+    state = git_state()
+    return {
+        "status": "completed",
+        "task": cfg.task_name,
+        "tags": list(cfg.get("tags") or []),
+        "data": data_name,
+        "model": type(model.net).__name__,
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "seed": cfg.get("seed"),
+        "git_commit": state.get("commit"),
+        "git_dirty": state.get("dirty"),
+        "overrides": hydra_overrides(),
+        "output_dir": str(cfg.paths.output_dir),
+        "wall_time_s": round(time.time() - started, 1),
+    }
+
+
 def finish_run(
     cfg: DictConfig,
     data_name: str,
@@ -134,30 +162,13 @@ def finish_run(
     started: float,
     **details: Any,
 ) -> dict[str, Any]:
-    """Add the test report's summary (when `trainer` tested) and the run's facts to
-    `metrics`, write metrics.json and print the table; return metrics."""
-    output_dir = Path(cfg.paths.output_dir)
-    for callback in trainer.callbacks:
-        if isinstance(callback, TestReport):
-            metrics.update(callback.metrics)
-    metrics.update(
-        status="completed",
-        task=cfg.task_name,
-        tags=list(cfg.get("tags") or []),
-        data=data_name,
-        model=type(model.net).__name__,
-        num_params=sum(p.numel() for p in model.parameters()),
-        **details,
-        seed=cfg.get("seed"),
-        git_commit=git_state().get("commit"),
-        git_dirty=git_state().get("dirty"),
-        overrides=hydra_overrides(),
-        output_dir=str(output_dir),
-        wall_time_s=round(time.time() - started, 1),
-    )
-    path = write_metrics(output_dir, metrics)
-    print_metrics(metrics, title=f"{cfg.task_name}: {data_name} / {metrics['model']}  ({path})")
-    return metrics
+    """The run record: `metrics`, the test report's summary, the entry point's `details`
+    (epochs, test_ckpt, ...) and the run's facts; written to metrics.json, printed as a
+    table and returned."""
+    record = {**metrics, **report_summary(trainer), **details, **run_facts(cfg, data_name, model, started)}
+    path = write_metrics(cfg.paths.output_dir, record)
+    print_metrics(record, title=f"{cfg.task_name}: {data_name} / {record['model']}  ({path})")
+    return record
 
 
 def write_metrics(output_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
