@@ -58,10 +58,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    predictor = TrainedModel.load(args.ckpt_path, device="cpu")
-    prep = predictor.preprocessing
+    trained = TrainedModel.load(args.ckpt_path, device="cpu")
+    prep = trained.preprocessing
     models = {m.format: m for m in (ExportedModel.load(p, args.threads) for p in args.exports)}
-    pool = parity_inputs(prep, predictor.class_names, max(args.batch))
+    pool = parity_inputs(prep, trained.class_names, max(args.batch))
     results: dict[str, object] = {
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -70,7 +70,7 @@ def main() -> None:
     for batch in args.batch:
         x = pool[:batch]
         normalised = torch.from_numpy((x - prep.mean) / prep.std)
-        row = {"pytorch": per_image_ms(lambda t=normalised: predictor.probabilities(t), batch, args.repeats)}
+        row = {"pytorch": per_image_ms(lambda t=normalised: trained.probabilities(t), batch, args.repeats)}
         for fmt, model in models.items():
             row[fmt] = per_image_ms(lambda m=model, x=x: m.probabilities(x), batch, args.repeats)
         results[f"batch {batch} (ms/image)"] = row

@@ -58,24 +58,24 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(default_data_dir()))
     parser.add_argument("--min-stroke", type=float, help="override the thin-stroke thickening (0 = off)")
     args = parser.parse_args()
-    predictor = TrainedModel.load(args.ckpt_path, device="cpu")
+    model = TrainedModel.load(args.ckpt_path, device="cpu")
     if args.min_stroke is not None:
-        preprocessing = dataclasses.replace(predictor.preprocessing, min_stroke=args.min_stroke)
-        predictor = dataclasses.replace(predictor, preprocessing=preprocessing)
+        preprocessing = dataclasses.replace(model.preprocessing, min_stroke=args.min_stroke)
+        model = dataclasses.replace(model, preprocessing=preprocessing)
     dm = MNISTDataModule(data_dir=args.data_dir, download=False)
     dm.setup("test")
     images, labels = dm.test_set.images[: args.limit].numpy(), dm.test_set.labels[: args.limit]
-    names = predictor.class_names
-    direct = predictor.probabilities(predictor.preprocessing.normalise(images)).argmax(1)
+    names = model.class_names
+    direct = model.probabilities(model.preprocessing.normalise(images)).argmax(1)
     print(f"| input ({len(labels)} MNIST test digits) | accuracy |\n|---|---:|")
     print(f"| dataset tensors, no preprocessing | {(direct == labels).float().mean():.4f} |")
-    again = [predictor.preprocessing.pixels(Image.fromarray(d)) for d in images]
-    redone = predictor.probabilities(predictor.preprocessing.normalise(np.stack(again))).argmax(1)
+    again = [model.preprocessing.pixels(Image.fromarray(d)) for d in images]
+    redone = model.probabilities(model.preprocessing.normalise(np.stack(again))).argmax(1)
     print(f"| 28x28 digits through hwr.preprocess | {(redone == labels).float().mean():.4f} |")
     rng = np.random.default_rng(0)
     for variant in VARIANTS:
         pictures = [canvas(d, rng, variant) for d in images]
-        predicted = [p.label for p in predictor.predict(pictures, top_k=1)]
+        predicted = [p.label for p in model.predict(pictures, top_k=1)]
         right = torch.tensor([names.index(p) for p in predicted]) == labels
         print(f"| {variant}, 200-400 px, off-centre | {right.float().mean():.4f} |")
 

@@ -12,6 +12,7 @@ import pytest
 from conftest import ENGLISH_CLASSES, ROOT, ink_png, make_config
 from PIL import Image
 
+from hwr.data.english import EnglishDataModule
 from hwr.errors import HwrError
 from hwr.export import TOLERANCE, ExportedModel, export_model, run, sidecar_path
 from hwr.inference import TrainedModel
@@ -50,7 +51,8 @@ def test_export_matches_predictor(fmt, exports, english_run, tmp_path):
     assert meta == {k: v for k, v in result.items() if k not in ("path", "sidecar")}
     assert meta["format"] == fmt and meta["classes"] == ENGLISH_CLASSES and meta["dataset"] == "english"
     assert meta["input"]["shape"] == ["N", 1, 28, 28] and "white ink on black" in meta["input"]["values"]
-    assert meta["preprocessing"]["mean"] == pytest.approx(0.2370) and meta["preprocessing"]["margin"] == 2
+    prep = meta["preprocessing"]
+    assert prep["mean"] == pytest.approx(EnglishDataModule.MEAN) and prep["margin"] == 2
     assert meta["test_acc"] == pytest.approx(metrics["test/acc"])
     assert meta["checkpoints"] == [str((out / "checkpoints" / "best.ckpt").resolve())]
     assert 0 <= meta["parity"]["max_abs_diff"] <= TOLERANCE and meta["parity"]["inputs"] == 64

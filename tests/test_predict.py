@@ -26,7 +26,8 @@ def test_predictions_on_files_match_the_test_pass(english_run, data_dir, tmp_pat
     """The test images read from disk through hwr.preprocess get exactly the test pass's labels."""
     out, metrics = english_run
     predictor = TrainedModel.load(out / "checkpoints" / "best.ckpt")
-    assert predictor.preprocessing.center == "box" and predictor.preprocessing.mean == pytest.approx(0.2370)
+    prep = predictor.preprocessing
+    assert prep.center == "box" and prep.mean == pytest.approx(EnglishDataModule.MEAN)
     files = english_dm(data_dir, tmp_path).test_files()
     results = predict_files(predictor, [p for p, _ in files], top_k=3)
     correct = sum(r.label == label for r, (_, label) in zip(results, files, strict=True))

@@ -88,6 +88,13 @@ def summary(parts: dict[str, LabelledImages], dm: CharDataModule) -> dict[str, A
             "per_class_min": int(counts.min()),
             "per_class_max": int(counts.max()),
         }
+    if "train" in parts and "val" in parts:
+        # the training pool (train + val, no test image): what a DataModule's MEAN/STD are measured on
+        pool = torch.cat([parts["train"].images, parts["val"].images]).double() / 255
+        out["train_pool"] = {
+            "pixel_mean": round(float(pool.mean()), 4),
+            "pixel_std": round(float(pool.std()), 4),
+        }
     return out
 
 

@@ -32,7 +32,7 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 
 class ExportedModel:
-    """An exported model and its sidecar JSON: predicts PIL images like `Predictor.predict`.
+    """An exported model and its sidecar JSON: predicts PIL images like `TrainedModel.predict`.
 
     Needs only numpy, Pillow, hwr.preprocess and onnxruntime (or torch for TorchScript).
     """
