@@ -4,6 +4,7 @@ repository, are enough to train, evaluate, predict and export it."""
 from __future__ import annotations
 
 import json
+import pickle
 import textwrap
 from pathlib import Path
 
@@ -137,4 +138,6 @@ def test_a_fourth_dataset_trains_evaluates_predicts_and_exports(bars, data_dir, 
     assert [top[0][0] for top in exported.predict(images, top_k=1)] == classes
     trained = TrainedModel.load(ckpt, "cpu")
     assert [p.label for p in trained.predict(images)] == classes
+    copied = pickle.loads(pickle.dumps(trained))  # spawn-based strategies and workers pickle it
+    assert copied.trained_on == trained.trained_on and [p.label for p in copied.predict(images)] == classes
     assert result["dataset"] == "bars" and exported.preprocessing.image_size == 16

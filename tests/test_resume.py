@@ -120,8 +120,14 @@ def test_resume_errors_name_the_problem(tmp_path, data_dir):
         relaunch_argv(["resume=true", "task_name=nothing", f"paths.log_dir={tmp_path}"])
     with pytest.raises(HwrError, match=r"resume=.*: no checkpoints/last.ckpt in"):
         relaunch_argv([f"resume={tmp_path}"])
-    with pytest.raises(HwrError, match="resume= continues one run"):
-        relaunch_argv(["-m", "resume=true"])
+    for multirun in (["-m"], ["hparams_search=mnist_optuna"], ["hydra.mode=MULTIRUN"]):
+        with pytest.raises(HwrError, match="resume= continues one run"):
+            relaunch_argv([*multirun, "resume=true"])
+    with pytest.raises(HwrError, match="not both"):
+        relaunch_argv([f"resume={tmp_path}", "ckpt_path=other.ckpt"])
+    # a DDP child of a resumed run already has its folder: relaunching is done once
+    child = [f"resume='{tmp_path}'", f"hydra.run.dir={tmp_path}", "hydra.output_subdir=null"]
+    assert relaunch_argv(child) == child
     # train() itself refuses a resume that was not relaunched into its folder
     folder = fake_run(tmp_path / "runs", "a", [], mtime=1_000)
     cfg = make_config("train", [f"resume={folder}"], data_dir, tmp_path / "elsewhere")

@@ -14,7 +14,6 @@ import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -33,11 +32,24 @@ _LEGACY: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[str, ...]]]
     "emnist": ("hwr.data.emnist.EMNISTDataModule", ("seed", "val_fraction", "split"), {}, ()),
     "english": (
         "hwr.data.english.EnglishDataModule",
-        ("seed", "val_fraction", "test_fraction", "split_by", "image_size", "margin", "min_box"),
+        ("seed", "val_fraction", "folder", "test_fraction", "split_by", "image_size", "margin", "min_box"),
         {},
         ("image_size", "margin", "min_box"),
     ),
 }
+
+
+class ReadOnlyDict(dict):
+    """A dict that refuses changes (and still pickles and copies, unlike MappingProxyType)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a trained model's record is read-only; make a new one with dataclasses.replace")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
+        return ReadOnlyDict, (dict(self),)
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class TrainedOn:
 
     class_path: str
     name: str
-    split: Mapping[str, Any] = field(default_factory=dict)
+    split: Mapping[str, Any] = field(default_factory=ReadOnlyDict)
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
 
     @classmethod
@@ -61,7 +73,7 @@ class TrainedOn:
         return cls(
             class_path=str(record["class_path"]),
             name=str(record.get("name") or record["class_path"].rsplit(".", 1)[-1]),
-            split=MappingProxyType(dict(record.get("split") or {})),
+            split=ReadOnlyDict(record.get("split") or {}),
             preprocessing=Preprocessing.from_dict(record["preprocessing"]),
         )
 
@@ -82,7 +94,7 @@ class TrainedOn:
             std=float(hparams.get("std", 1.0)),
         )
         split = {k: hparams[k] for k in split_keys if k in hparams}
-        return cls(class_path, name, MappingProxyType(split), preprocessing)
+        return cls(class_path, name, ReadOnlyDict(split), preprocessing)
 
     def differences(self, other: TrainedOn) -> list[str]:
         """What differs between two records: the class, split arguments (those both name)

@@ -60,8 +60,12 @@ def eval_datamodule(cfg: DictConfig, trained: TrainedModel) -> CharDataModule:
     trained_on, prep = trained.trained_on, trained.preprocessing
     if cfg.get("data") is None:
         return trained_on.datamodule(cfg.paths.data_dir, cfg.paths.get("cache_dir"))
+    try:
+        same_class = hydra.utils.get_class(cfg.data._target_) is trained_on.datamodule_class()
+    except HwrError:  # the training class is not importable here: another dataset, then
+        same_class = False
     same = {}
-    if cfg.data.get("_target_") == trained_on.class_path:
+    if same_class:
         same = dict(trained_on.split)
         changed = {k: v for k, v in same.items() if k in cfg.data and cfg.data[k] != v}
         if changed:

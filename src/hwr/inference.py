@@ -13,7 +13,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from hwr.checkpoint import TrainedOn, expand_paths, load_checkpoint
+from hwr.checkpoint import ReadOnlyDict, TrainedOn, expand_paths, load_checkpoint
 from hwr.errors import HwrError
 from hwr.models.ensemble import Ensemble, tta_logits
 from hwr.preprocess import Preprocessing
@@ -88,7 +87,7 @@ class TrainedModel:
     trained_on: TrainedOn
     tta_shift: int = 0
     sources: tuple[str, ...] = ()
-    hparams: Any = field(default_factory=lambda: MappingProxyType({}))
+    hparams: Any = field(default_factory=ReadOnlyDict)
 
     @classmethod
     def load(
@@ -132,7 +131,7 @@ class TrainedModel:
             trained_on=trained_on,
             tta_shift=int(shift or 0),
             sources=tuple(paths),
-            hparams=MappingProxyType(dict(first.hparams)),
+            hparams=ReadOnlyDict(first.hparams),
         )
 
     def with_tta(self, tta_shift: int | None) -> TrainedModel:
@@ -150,6 +149,8 @@ class TrainedModel:
     def log_probs(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised input [N, 1, H, W] on the model's device -> log-probabilities [N, C],
         averaged over the test-time shifts (and over members, for an ensemble)."""
+        if self.hparams.get("channels_last") and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)  # the layout its conv weights have
         return tta_logits(self.net, x, self.tta_shift).log_softmax(dim=-1)
 
     @torch.inference_mode()

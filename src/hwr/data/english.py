@@ -186,9 +186,11 @@ class EnglishDataModule(CharDataModule):
         return self._image_size
 
     def split_args(self) -> dict[str, Any]:
-        # the test split is carved here (test_fraction, split_by) from images decoded at this geometry
+        # the images (folder), the test split carved from them (test_fraction, split_by) and the
+        # geometry they are decoded at
         return {
             **super().split_args(),
+            "folder": self.hparams.folder,
             "test_fraction": self.test_fraction,
             "split_by": self.split_by,
             "image_size": self.image_size,

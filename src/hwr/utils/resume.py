@@ -46,38 +46,59 @@ def recorded_overrides(folder: Path) -> list[str]:
     return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
 
 
+def _runs_dir(config_name: str, overrides: list[str]) -> Path:
+    """Where this task's runs are: `<paths.log_dir>/<task_name>/runs`, from the overrides
+    that decide it (an experiment sets task_name; a search path may hold it)."""
+    from hwr.cli import compose_config  # imported here: hwr.cli imports this module's users
+
+    deciding = [
+        o
+        for o in overrides
+        if _key(o) in ("experiment", "task_name", "hydra.searchpath") or _key(o).startswith("paths.")
+    ]
+    try:
+        cfg = compose_config(config_name, deciding)
+    except Exception as e:  # noqa: BLE001 - a bad experiment name: one line, not Hydra's traceback
+        raise HwrError(f"resume: cannot compose the config to find the runs ({type(e).__name__}: {e})") from e
+    return Path(cfg.paths.log_dir) / str(cfg.task_name) / "runs"
+
+
 def relaunch_argv(argv: list[str], config_name: str = "train") -> list[str]:
     """`argv` (without the program) as the resumed run's command line; unchanged without resume.
 
     Raises HwrError when there is nothing to resume, or for a multirun.
     """
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
-    asked = {_key(o): _value(o) for o in overrides if _key(o) in ("resume", "ckpt_path")}
+    asked = {_key(o): _value(o) for o in overrides}
     resume = asked.get("resume")
     if resume in _OFF:
         resume = None
-    if resume is None and asked.get("ckpt_path") == "last":
+    ckpt_path = asked.get("ckpt_path")
+    if resume is None and ckpt_path == "last":
         resume = "true"  # the alias
-    if resume is None:
-        return argv
-    if any(a in ("-m", "--multirun") for a in argv):
+    if resume is None or "hydra.run.dir" in asked:
+        return argv  # no resume, or one already relaunched (a DDP child of a resumed run)
+    if ckpt_path not in (None, "last", *_OFF):
+        raise HwrError("pass resume=... or ckpt_path=..., not both")
+    multirun = any(a in ("-m", "--multirun") for a in argv) or "hparams_search" in asked
+    if multirun or asked.get("hydra.mode") == "MULTIRUN":
         raise HwrError("resume= continues one run; an Optuna sweep continues by rerunning its command")
     mine = [o for o in overrides if _key(o) not in ("resume", "ckpt_path")]
     if resume in _NEWEST:
-        from hwr.cli import compose_config  # the configs say where this task's runs are
-
-        cfg = compose_config(config_name, [o for o in mine if not _key(o).startswith("hydra.")])
-        runs = Path(cfg.paths.log_dir) / str(cfg.task_name) / "runs"
-        folder = newest_run(runs)
+        folder = newest_run(_runs_dir(config_name, mine))
         if folder is None:
             raise HwrError(
-                f"resume={resume}: no run under {runs} has {LAST}; "
+                f"resume={resume}: no run under {_runs_dir(config_name, mine)} has {LAST}; "
                 "pass resume=<run dir> of a run that saved one"
             )
     else:
         folder = Path(resume)
         if not (folder / LAST).is_file():
             raise HwrError(f"resume={resume}: no {LAST} in {folder}; pass the folder of a run that saved one")
+    if any(c in str(folder) for c in "'\\$"):
+        raise HwrError(
+            f"resume={folder}: a run folder whose path holds ', \\ or $ cannot be resumed; rename it"
+        )
     merged = {_key(o): o for o in recorded_overrides(folder) if _key(o) not in ("resume", "ckpt_path")}
     merged.update({_key(o): o for o in mine})  # this command wins
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
@@ -93,6 +114,10 @@ def relaunch_argv(argv: list[str], config_name: str = "train") -> list[str]:
 
 def last_checkpoint(cfg: DictConfig) -> str:
     """The `last.ckpt` a resumed run (`cfg.resume`, set by `relaunch_argv`) continues from."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
+        raise HwrError("resume= continues one run; an Optuna sweep continues by rerunning its command")
     folder, output_dir = Path(str(cfg.resume)), Path(cfg.paths.output_dir)
     if str(cfg.resume) in _NEWEST:
         raise HwrError("resume=true is resolved by train.py's command line; pass resume=<run dir>")
