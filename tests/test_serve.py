@@ -399,6 +399,17 @@ def test_page_draws_predicts_clears_and_erases(browser, live_url, predictor):
 
 
 @pytest.mark.slow  # starts processes
+def test_a_click_leaves_a_dot(browser, live_url):
+    """The dot of an i or a j: a click without a move leaves a disc of ink and is predicted."""
+    page = open_page(browser, live_url, "english")
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.click(box["x"] + 140, box["y"] + 140)
+    wait_for_label(page)
+    assert ink(page) > 50  # a disc of the pen's width (a zero-length line draws nothing)
+    page.close()
+
+
+@pytest.mark.slow  # starts processes
 def test_page_draws_with_touch(browser, live_url):
     """A finger stroke (CDP touch events, which Chromium turns into pointer events) predicts too."""
     context = browser.new_context(has_touch=True)

@@ -124,6 +124,25 @@ class TrainedOn:
         return cls(**kwargs)
 
 
+def _reason(error: Exception) -> str:
+    text = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def check_checkpoint(path: str | Path) -> None:
+    """An HwrError unless `path` is a file torch can load as a Lightning checkpoint (train.py
+    checks `ckpt_path=` before fitting, so a text file is one line, not Lightning's traceback)."""
+    path = Path(path)
+    if not path.is_file():
+        raise HwrError(f"ckpt_path={path} does not exist; pass <run dir>/checkpoints/last.ckpt")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, foreign or not a torch file at all
+        raise HwrError(f"ckpt_path={path} is not a checkpoint ({_reason(e)})") from e
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise HwrError(f"ckpt_path={path} is a torch file but not a Lightning checkpoint (no state_dict)")
+
+
 def load_checkpoint(path: str | Path) -> tuple[Classifier, TrainedOn]:
     """Load a Classifier and what it was trained on."""
     path = Path(path)
@@ -133,7 +152,9 @@ def load_checkpoint(path: str | Path) -> tuple[Classifier, TrainedOn]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model = Classifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a truncated or foreign file: say which
-        raise HwrError(f"cannot load checkpoint {path}: {type(e).__name__}: {e}") from e
+        raise HwrError(
+            f"{path} is not a checkpoint hwr can read ({_reason(e)}); pass <run>/checkpoints/best.ckpt"
+        ) from e
     record = ckpt.get(TRAINED_ON)
     if record:
         return model, TrainedOn.from_record(record)

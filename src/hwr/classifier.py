@@ -279,17 +279,23 @@ class Classifier(L.LightningModule):
         return self.predict_log_probs(x).exp()
 
     def configure_optimizers(self):
-        optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self.parameters())
+        try:  # torch's own checks (a negative lr, an unknown option) become one line naming the key
+            optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self.parameters())
+        except (TypeError, ValueError) as e:
+            raise HwrError(f"model.optimizer: {e}") from e
         if not self.hparams.scheduler:
             return optimizer
-        make_scheduler = hydra.utils.instantiate(self.hparams.scheduler)
-        if getattr(make_scheduler, "func", None) is torch.optim.lr_scheduler.OneCycleLR and (
-            "total_steps" not in make_scheduler.keywords
-        ):
-            steps = self.trainer.estimated_stepping_batches
-            scheduler = make_scheduler(optimizer=optimizer, total_steps=steps)
-        else:
-            scheduler = make_scheduler(optimizer=optimizer)
+        try:
+            make_scheduler = hydra.utils.instantiate(self.hparams.scheduler)
+            if getattr(make_scheduler, "func", None) is torch.optim.lr_scheduler.OneCycleLR and (
+                "total_steps" not in make_scheduler.keywords
+            ):
+                steps = self.trainer.estimated_stepping_batches
+                scheduler = make_scheduler(optimizer=optimizer, total_steps=steps)
+            else:
+                scheduler = make_scheduler(optimizer=optimizer)
+        except (TypeError, ValueError) as e:
+            raise HwrError(f"model.scheduler: {e}") from e
         return {
             "optimizer": optimizer,
             # monitor is what ReduceLROnPlateau-style schedulers step on; others ignore it

@@ -12,6 +12,20 @@ class HwrError(Exception):
     """
 
 
+def positive_int(name: str, value: object, example: int = 1, most: int | None = None) -> int:
+    """`value` when it is an integer >= 1 (and <= `most`), else an HwrError naming the key:
+    `data.batch_size=0 must be a positive integer (e.g. data.batch_size=64)`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < 1
+        or (most is not None and value > most)
+    ):
+        bound = f" from 1 to {most}" if most is not None else ""
+        raise HwrError(f"{name}={value!r} must be a positive integer{bound} (e.g. {name}={example})")
+    return value
+
+
 def root_cause(error: BaseException) -> BaseException:
     """The exception inside Hydra's InstantiationException wrappers (a constructor's HwrError)."""
     # Imported here: hwr.errors is imported by light modules (hwr.preprocess) that ship without Hydra.

@@ -22,7 +22,8 @@ from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
 from hwr.inference import TrainedModel
 from hwr.utils.config import flat_hparams
-from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run
+from hwr.utils.resume import claim_run_dir
+from hwr.utils.run import build_trainer, finish_run, interruptible, log_hparams, scalar_metrics, start_run
 
 log = logging.getLogger("hwr")
 
@@ -107,12 +108,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     log_hparams(trainer.loggers, hparams)
     module = Evaluator(trained)
-    results = trainer.test(module, datamodule=dm)
-    metrics: dict[str, Any] = scalar_metrics(results[0] if results else {})
     members = list(trained.sources)
     test_ckpt = members if len(members) > 1 else members[0]
+
+    def record_interrupted() -> None:
+        metrics = scalar_metrics(trainer.callback_metrics)
+        finish_run(cfg, dm.name, module, trainer, metrics, started, "interrupted", test_ckpt=test_ckpt)
+
+    with interruptible(record_interrupted):
+        results = trainer.test(module, datamodule=dm)
+    metrics: dict[str, Any] = scalar_metrics(results[0] if results else {})
     return finish_run(cfg, dm.name, module, trainer, metrics, started, test_ckpt=test_ckpt)
 
 
 # the command line; returns the config's `objective` (test/acc): eval.py -m sweeps checkpoints or data
-main = hydra_main("eval")(evaluate)
+main = hydra_main("eval", argv=claim_run_dir)(evaluate)

@@ -146,9 +146,15 @@ def export_model(
     path, sidecar = _output_paths(sources, fmt, output, overwrite)
     trained = TrainedModel.load(sources, device="cpu", tta_shift=tta_shift)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp_model = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp_sidecar = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
+    try:  # before exporting: a folder that cannot be written is the user's to fix, not torch's
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_model.touch()
+    except OSError as e:
+        raise HwrError(
+            f"cannot write into {path.parent} ({e.strerror or e}); pass output=<a writable folder>"
+        ) from e
     try:
         seconds = _write(trained, fmt, tmp_model, opset)
         parity = _parity(trained, tmp_model, fmt, parity_batch)

@@ -42,6 +42,11 @@ class Prediction:
     def label(self) -> str | None:
         return self.top[0][0] if self.top else None
 
+    @property
+    def blank(self) -> bool:
+        """No ink at all once preprocessed: the label is then a guess about nothing."""
+        return self.pixels is not None and not bool(self.pixels.any())
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source}
         if self.error:
@@ -49,6 +54,8 @@ class Prediction:
         else:
             out["label"] = self.label
             out["top"] = [{"label": name, "prob": round(p, 6)} for name, p in self.top]
+            if self.blank:
+                out["blank"] = True
         return out
 
 
@@ -63,6 +70,12 @@ def pick_device(device: str = "auto") -> torch.device:
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise HwrError("device=cuda but no CUDA GPU is available; use device=auto or cpu")
     return chosen
+
+
+def _tta(shift: Any) -> int:
+    if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+        raise HwrError(f"tta_shift={shift!r} must be 0 (off) or a number of pixels such as 1")
+    return shift
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +135,7 @@ class TrainedModel:
                 f"{trained_on.preprocessing.image_size} px ones"
             )
         net = nets[0] if len(nets) == 1 else Ensemble(nets)
-        shift = first.hparams.get("tta_shift") if tta_shift is None else tta_shift
+        shift = first.hparams.get("tta_shift") if tta_shift is None else _tta(tta_shift)
         return cls(
             net=net.eval().to(pick_device(device)),
             preprocessing=trained_on.preprocessing,
@@ -136,7 +149,7 @@ class TrainedModel:
 
     def with_tta(self, tta_shift: int | None) -> TrainedModel:
         """The same model with other test-time shifts (None: unchanged)."""
-        return self if tta_shift is None else dataclasses.replace(self, tta_shift=int(tta_shift))
+        return self if tta_shift is None else dataclasses.replace(self, tta_shift=_tta(tta_shift))
 
     @property
     def class_names(self) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from hwr.cli import hydra_main
-from hwr.errors import HwrError
+from hwr.errors import HwrError, positive_int
 from hwr.inference import Prediction, TrainedModel
 from hwr.preprocess import load_image
 
@@ -87,7 +87,7 @@ def predict_files(
 
 def write_csv(path: Path, rows: list[dict], top_k: int) -> None:
     columns = ["source", "label", *[f"{part}{i}" for i in range(1, top_k + 1) for part in ("top", "prob")]]
-    columns += [c for c in ("true", "correct", "error") if any(c in r for r in rows)]
+    columns += [c for c in ("true", "correct", "blank", "error") if any(c in r for r in rows)]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -108,9 +108,10 @@ def run(cfg: DictConfig) -> int:
     output = Path(cfg.output) if cfg.get("output") else None
     if output is not None and output.exists() and not cfg.get("overwrite"):
         raise HwrError(f"{output} exists; pass overwrite=true or another output=")
+    top_k = positive_int("top_k", cfg.top_k, example=5)
     paths = collect_inputs(cfg.inputs)  # a ListConfig is a sequence like any other
     model = TrainedModel.load(cfg.ckpt_path, cfg.device, tta_shift=cfg.get("tta_shift"))
-    results = predict_files(model, paths, int(cfg.top_k))
+    results = predict_files(model, paths, top_k)
     rows = [r.as_dict() for r in results]
     summary = ""
     if cfg.get("labels"):
@@ -123,9 +124,7 @@ def run(cfg: DictConfig) -> int:
             raise HwrError(f"none of the inputs is listed in {cfg.labels}")
         right = sum(row["correct"] for row in known)
         summary = f"accuracy {right / len(known):.4f} ({right}/{len(known)} labelled images)"
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        write_csv(output, rows, int(cfg.top_k))
+    # printed first: an output file that cannot be written must not cost the predictions
     if cfg.get("json"):
         print(json.dumps({"predictions": rows, **({"summary": summary} if summary else {})}, indent=1))
     else:
@@ -134,6 +133,13 @@ def run(cfg: DictConfig) -> int:
     for r in errors:
         print(f"error: {r.error}", file=sys.stderr)
     if output is not None:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            write_csv(output, rows, top_k)
+        except OSError as e:
+            raise HwrError(
+                f"cannot write output={output} ({e.strerror or e}); the predictions are printed above"
+            ) from e
         print(f"wrote {output}", file=sys.stderr)
     return 1 if errors else 0
 
@@ -147,7 +153,10 @@ def print_table(rows: list[dict], summary: str) -> None:
         table.add_column(column)
     for row in rows:
         top = "  ".join(f"{t['label']} {t['prob']:.3f}" for t in row.get("top", []))
-        cells = [row["source"], row.get("label") or "[red]error", top or row.get("error", "")]
+        label = row.get("label") or "[red]error"
+        if row.get("blank"):
+            label = f"{label} [yellow](blank image)"
+        cells = [row["source"], label, top or row.get("error", "")]
         if "true" in row:
             cells.append(("" if row["correct"] else "[red]") + row["true"])
         table.add_row(*cells)

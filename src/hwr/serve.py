@@ -31,7 +31,7 @@ from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from hwr.cli import hydra_main
-from hwr.errors import HwrError
+from hwr.errors import HwrError, positive_int
 from hwr.inference import TrainedModel
 from hwr.preprocess import ImageTooLarge, load_image
 
@@ -161,8 +161,14 @@ def image_bytes(body: bytes, content_type: str) -> tuple[bytes, str]:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             raise fail(400, f"the body is not valid JSON ({e})") from e
-        if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
+        if not isinstance(payload, dict) or "image" not in payload:
             raise fail(422, 'missing field \'image\': send {"image": "<base64 PNG or data: URL>"}')
+        if not isinstance(payload["image"], str):
+            kind = type(payload["image"]).__name__
+            raise fail(
+                422,
+                f'field \'image\' is a {kind}, not a string: send {{"image": "<base64 PNG or data: URL>"}}',
+            )
         return decode_base64(payload["image"]), "image"
     if media.startswith("image/"):
         return body, "body"
@@ -256,6 +262,8 @@ def run(cfg: DictConfig) -> None:
 
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise HwrError("serve.py needs ckpt_path=...; e.g. ckpt_path=<run>/checkpoints/best.ckpt")
+    positive_int("port", cfg.port, example=8000, most=65535)
+    positive_int("top_k", cfg.top_k, example=5)
     # One image per request: intra-op threads buy nothing on a batch of one, and with the cores
     # busy OpenMP's waiting threads turned a 0.3 ms forward pass into ~80 ms (measured here).
     # Requests run side by side in the thread pool instead (`workers`).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -13,13 +12,14 @@ import torch
 from omegaconf import DictConfig
 
 from hwr.callbacks import TrainingClock
+from hwr.checkpoint import check_checkpoint
 from hwr.classifier import Classifier
 from hwr.cli import hydra_main
 from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
 from hwr.utils.config import flat_hparams
-from hwr.utils.resume import last_checkpoint, relaunch_argv
-from hwr.utils.run import build_trainer, finish_run, log_hparams, scalar_metrics, start_run
+from hwr.utils.resume import claim_run_dir, last_checkpoint, relaunch_argv
+from hwr.utils.run import build_trainer, finish_run, interruptible, log_hparams, scalar_metrics, start_run
 
 log = logging.getLogger("hwr")
 
@@ -35,13 +35,28 @@ def build_model(model_cfg: DictConfig, dm: CharDataModule) -> Classifier:
     )
 
 
+def run_facts_of(trainer: L.Trainer, model: Classifier) -> dict[str, Any]:
+    """What the training did: epochs, steps, last checkpoint, training time."""
+    clock = next((c for c in trainer.callbacks if isinstance(c, TrainingClock)), None)
+    facts = {
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "last_ckpt": getattr(trainer.checkpoint_callback, "last_model_path", None) or None,
+        # training only (no start-up, validation, testing or compilation), beside wall_time_s
+        "train_time_s": round(clock.seconds, 3) if clock is not None and clock.seconds is not None else None,
+    }
+    if model.compile_mode:
+        facts["compile_warmup_s"] = round(model.compile_warmup_s, 3)
+    return facts
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (if cfg.train) and test (if cfg.test); write metrics.json; return the metrics."""
     started = time.time()
     # resume=<run dir>: the command line was relaunched into that folder (hwr.utils.resume)
     ckpt_path = last_checkpoint(cfg) if cfg.get("resume") else cfg.get("ckpt_path")
-    if ckpt_path and not Path(ckpt_path).is_file():
-        raise HwrError(f"ckpt_path={ckpt_path} does not exist; pass <run dir>/checkpoints/last.ckpt")
+    if ckpt_path:
+        check_checkpoint(ckpt_path)
     if cfg.get("test") and not cfg.get("train") and not ckpt_path:
         raise HwrError("train=false test=true needs ckpt_path=<checkpoint> (or use eval.py)")
     start_run(cfg)
@@ -53,20 +68,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = build_trainer(cfg)
     log_hparams(trainer.loggers, flat_hparams(cfg))
 
+    def record_interrupted() -> None:
+        if trainer.global_rank == 0:
+            metrics = scalar_metrics(trainer.callback_metrics)
+            facts = run_facts_of(trainer, model)
+            finish_run(cfg, dm.name, model, trainer, metrics, started, status="interrupted", **facts)
+
+    with interruptible(record_interrupted):
+        return fit_and_test(cfg, dm, model, trainer, ckpt_path, started)
+
+
+def fit_and_test(
+    cfg: DictConfig,
+    dm: CharDataModule,
+    model: Classifier,
+    trainer: L.Trainer,
+    ckpt_path: str | None,
+    started: float,
+) -> dict[str, Any]:
+    """`trainer.fit` (if cfg.train), then `trainer.test` of the best checkpoint (if cfg.test)
+    in rank 0 alone; the run record."""
     metrics: dict[str, Any] = {}
     if cfg.get("train"):
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
         metrics.update(scalar_metrics(trainer.callback_metrics))
-    clock = next((c for c in trainer.callbacks if isinstance(c, TrainingClock)), None)
-    facts = {
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
-        "last_ckpt": getattr(trainer.checkpoint_callback, "last_model_path", None) or None,
-        # training only (no start-up, validation, testing or compilation), beside wall_time_s
-        "train_time_s": round(clock.seconds, 3) if clock is not None and clock.seconds is not None else None,
-    }
-    if model.compile_mode:
-        facts["compile_warmup_s"] = round(model.compile_warmup_s, 3)
+    facts = run_facts_of(trainer, model)
     if trainer.global_rank != 0:
         return metrics  # rank 0 tests and writes the run's files
 
@@ -87,9 +113,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results = trainer.test(model, datamodule=dm, ckpt_path=test_ckpt)
         metrics.update(scalar_metrics(results[0] if results else {}))
 
-    return finish_run(cfg, dm.name, model, trainer, metrics, started, **facts, test_ckpt=test_ckpt)
+    # a run that took no training step (trainer.max_epochs=0, an empty resume) is not a trained model
+    status = "untrained" if cfg.get("train") and facts["global_step"] == 0 else "completed"
+    return finish_run(cfg, dm.name, model, trainer, metrics, started, status, **facts, test_ckpt=test_ckpt)
 
 
 # the command line; returns the config's `objective` (val/acc_best) to sweepers. A resume
 # (resume=true|<run dir>, or ckpt_path=last) is relaunched as the run's own command line first.
-main = hydra_main("train", argv=relaunch_argv)(train)
+main = hydra_main("train", argv=lambda argv: claim_run_dir(relaunch_argv(argv)))(train)

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from hwr.data.augment import AugmentConfig, random_affine
 from hwr.data.loaders import IndexedImages, ResidentBatches, keep_batch
-from hwr.errors import HwrError
+from hwr.errors import HwrError, positive_int
 from hwr.preprocess import Preprocessing
 
 
@@ -146,6 +146,10 @@ class CharDataModule(L.LightningDataModule, ABC):
         on_device: bool | str = "auto",
     ):
         super().__init__()
+        positive_int("data.batch_size", batch_size, example=128)
+        positive_int("data.eval_batch_size", eval_batch_size, example=1024)
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise HwrError(f"data.num_workers={num_workers!r} must be 0 (load in the main process) or more")
         on_device = parse_on_device(on_device)
         # Plain types only in hparams: checkpoints then load with torch.load(weights_only=True).
         augment = {k: float(v) for k, v in dict(augment or {}).items()}

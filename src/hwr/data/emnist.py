@@ -101,9 +101,14 @@ class EMNISTDataModule(CharDataModule):
         """Download through torchvision; returns why it failed (the caller raises)."""
         from torchvision.datasets import EMNIST
 
+        root = self.data_dir / "EMNIST"
+        created = [d for d in (root, root / "raw") if not d.exists()]
         try:
             EMNIST(str(self.data_dir), split=self.split, train=part == "train", download=True)
         except Exception as e:  # noqa: BLE001 - offline, read-only folder, bad archive...
+            for folder in reversed(created):  # leave data_dir as it was
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
             return f"the download failed ({type(e).__name__}: {e})"
         return "the download did not produce them"
 

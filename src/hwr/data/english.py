@@ -213,10 +213,13 @@ class EnglishDataModule(CharDataModule):
         return sorted(set(self.files.labels))
 
     def cache_path(self) -> Path:
-        """Cache file for this file list and these preprocessing parameters."""
+        """Cache file for this file list (names, labels, sizes, modification times) and these
+        preprocessing parameters."""
         h = hashlib.sha256(f"v{CACHE_VERSION} {self.image_size} {self.margin} {self.min_box}\n".encode())
         for path, label in zip(self.files.paths, self.files.labels, strict=True):
-            h.update(f"{path.relative_to(self.root)}\t{label}\t{path.stat().st_size}\n".encode())
+            # size and modification time: a replaced image (even of the same size) is decoded again
+            stat = path.stat()
+            h.update(f"{path.relative_to(self.root)}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
         return self.cache_dir / f"english-{self.image_size}px-{h.hexdigest()[:16]}.pt"
 
     @cached_property

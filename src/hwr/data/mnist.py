@@ -74,14 +74,25 @@ class MNISTDataModule(CharDataModule):
         return load_idx_pair(*found)
 
     def _fetch(self) -> None:
-        """Download the missing files with torchvision's downloader (md5-checked)."""
-        from torchvision.datasets import MNIST
-        from torchvision.datasets.utils import download_url
-
+        """Download the missing files with torchvision's downloader (md5-checked); a failure
+        removes the folders it created, so data_dir is left as it was."""
+        created = [d for d in (self.data_dir / "MNIST", self.raw_dir) if not d.exists()]
         try:
             self.raw_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise HwrError(f"{self._missing_message()} (cannot create it to download: {e})") from e
+        try:
+            self._download_missing()
+        except HwrError:
+            for folder in reversed(created):  # a failed download leaves data_dir as it was
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            raise
+
+    def _download_missing(self) -> None:
+        from torchvision.datasets import MNIST
+        from torchvision.datasets.utils import download_url
+
         for filename, md5 in MNIST.resources:
             if find_idx(self.raw_dir, filename.removesuffix(".gz")):
                 continue  # present: never re-download

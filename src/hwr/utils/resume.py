@@ -1,4 +1,6 @@
-"""Resume as a relaunch: `train.py resume=true` (the newest run of this task) or
+"""Run folders on the command line: resume as a relaunch, and no run written over another.
+
+Resume: `train.py resume=true` (the newest run of this task) or
 `resume=<run dir>` continues a run in its own folder, from its `last.ckpt`, with its own config.
 
 `ckpt_path=last` is an alias of `resume=true`. Before Hydra starts, `relaunch_argv` turns the
@@ -12,6 +14,8 @@ their folder (`hwr.utils.ddp.child_command`).
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -110,6 +114,53 @@ def relaunch_argv(argv: list[str], config_name: str = "train") -> list[str]:
         f"hydra.run.dir='{folder}'",
         f"hydra.output_subdir=.hydra/resumed_{stamp}",
     ]
+
+
+# What a run leaves in its folder (hwr.utils.run.start_run, Lightning, Hydra)
+RUN_FILES = (
+    ".hydra",
+    "checkpoints",
+    "report",
+    "tensorboard",
+    "metrics.json",
+    "config_tree.log",
+    "git.json",
+    "git.diff",
+)
+
+
+def previous_run(folder: Path) -> list[str]:
+    """The signs of a run already in `folder`: its metrics.json, checkpoints or Hydra config."""
+    return [name for name in ("metrics.json", "checkpoints", ".hydra") if (folder / name).exists()]
+
+
+def remove_run(folder: Path, keep: tuple[str, ...] = (), logs: bool = True) -> None:
+    """Delete the run files of `folder` (RUN_FILES, and `*.log` with `logs`, but not `keep`);
+    nothing else in it."""
+    for path in [*(folder / name for name in RUN_FILES), *(folder.glob("*.log") if logs else [])]:
+        if path.name in keep or not path.exists():
+            continue
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def claim_run_dir(argv: list[str]) -> list[str]:
+    """Refuse an explicit `hydra.run.dir=` that holds another run before Hydra writes into it
+    (its `.hydra/` would be replaced first), unless the command resumes that run or passes
+    `overwrite=true`, which removes the old run's files. `argv` is returned as it is."""
+    asked = {_key(o): _value(o) for o in argv if "=" in o and not o.startswith("-")}
+    folder = asked.get("hydra.run.dir")
+    child = asked.get("hydra.output_subdir") == "null" or os.environ.get("LOCAL_RANK", "0") != "0"
+    if folder is None or child or asked.get("resume") not in (None, *_OFF):
+        return argv  # a new folder, a DDP child of this run, or a resume of it
+    found = previous_run(Path(folder))
+    if found and asked.get("overwrite") in ("true", "True"):
+        remove_run(Path(folder))
+    elif found:
+        raise HwrError(
+            f"hydra.run.dir={folder} holds another run ({', '.join(found)}); use another folder, "
+            f"resume={folder} to continue it, or overwrite=true to replace it"
+        )
+    return argv
 
 
 def last_checkpoint(cfg: DictConfig) -> str:

@@ -8,8 +8,10 @@ import json
 import logging
 import math
 import subprocess
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,17 @@ import hydra
 import lightning as L
 import rich
 import rich.table
+import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from hwr.errors import HwrError
 from hwr.report import TestReport
 from hwr.utils.config import print_config_tree
+from hwr.utils.resume import previous_run, remove_run
 
 log = logging.getLogger("hwr")
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -39,6 +45,12 @@ def instantiate_group(cfg: DictConfig | None) -> list[Any]:
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     """The Trainer of `cfg.trainer` (with `overrides`) and the callbacks and loggers of `cfg`;
     with `report` on (the default), a TestReport that writes the report of `trainer.test`."""
+    accelerator = str(overrides.get("accelerator") or cfg.trainer.get("accelerator") or "auto")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise HwrError(
+            f"trainer.accelerator={accelerator} but torch sees no CUDA GPU on this machine; "
+            "use trainer=default (a GPU when there is one, else the CPU) or trainer=cpu"
+        )
     callbacks = instantiate_group(cfg.get("callbacks"))
     if cfg.get("report", True):
         callbacks.append(TestReport(cfg.paths.output_dir))
@@ -114,6 +126,17 @@ def start_run(cfg: DictConfig) -> Path:
     output_dir = Path(cfg.paths.output_dir)
     if rank_zero_only.rank != 0:  # DDP ranks 1..N-1 share rank 0's folder and leave it to it
         return output_dir
+    if "overwrite" in cfg and not cfg.get("resume"):
+        # Two runs in one folder (two commands in the same second, or one pointed at another's
+        # folder): the second would replace the first's metrics and mix their checkpoints.
+        found = [name for name in previous_run(output_dir) if name != ".hydra"]  # Hydra's is ours
+        if found and not cfg.overwrite:
+            raise HwrError(
+                f"{output_dir} holds another run ({', '.join(found)}); use another folder, "
+                "resume=<that folder> to continue it, or overwrite=true to replace it"
+            )
+        if found:
+            remove_run(output_dir, keep=(".hydra",), logs=False)  # Hydra's and this run's own
     output_dir.mkdir(parents=True, exist_ok=True)
     print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     state = git_state()
@@ -134,11 +157,13 @@ def report_summary(trainer: L.Trainer) -> dict[str, float]:
     return summary
 
 
-def run_facts(cfg: DictConfig, data_name: str, model: L.LightningModule, started: float) -> dict[str, Any]:
-    """What the run record says besides metrics: task, tags, data, model, seed, git, overrides."""
+def run_facts(
+    cfg: DictConfig, data_name: str, model: L.LightningModule, started: float, status: str = "completed"
+) -> dict[str, Any]:
+    """What the run record says besides metrics: status, task, tags, data, model, seed, git, overrides."""
     state = git_state()
     return {
-        "status": "completed",
+        "status": status,
         "task": cfg.task_name,
         "tags": list(cfg.get("tags") or []),
         "data": data_name,
@@ -160,15 +185,43 @@ def finish_run(
     trainer: L.Trainer,
     metrics: dict[str, Any],
     started: float,
+    status: str = "completed",
     **details: Any,
 ) -> dict[str, Any]:
     """The run record: `metrics`, the test report's summary, the entry point's `details`
-    (epochs, test_ckpt, ...) and the run's facts; written to metrics.json, printed as a
-    table and returned."""
-    record = {**metrics, **report_summary(trainer), **details, **run_facts(cfg, data_name, model, started)}
+    (epochs, test_ckpt, ...) and the run's facts, `status` among them (completed,
+    interrupted, untrained); written to metrics.json, printed as a table and returned."""
+    facts = run_facts(cfg, data_name, model, started, status)
+    record = {**metrics, **report_summary(trainer), **details, **facts}
     path = write_metrics(cfg.paths.output_dir, record)
     print_metrics(record, title=f"{cfg.task_name}: {data_name} / {record['model']}  ({path})")
     return record
+
+
+@contextmanager
+def interruptible(record: Callable[[], Any]) -> Iterator[None]:
+    """Exit 143 on SIGTERM and 130 on Ctrl-C after `record()` (which writes the run's
+    metrics.json with status `interrupted`), as shells, SLURM and job schedulers expect.
+
+    Lightning turns SIGTERM into SIGTERMException, a SystemExit without a code (exit status 0:
+    a preempted job would count as a success), and Ctrl-C into `sys.exit(1)` once it has shut
+    down. Its last.ckpt of the last finished epoch stays, so the run can be resumed.
+    """
+    try:
+        yield
+    except (SystemExit, KeyboardInterrupt) as e:
+        if isinstance(e, SIGTERMException):
+            code = 143
+        elif isinstance(e, KeyboardInterrupt) or e.code == 1:
+            code = 130
+        else:
+            raise
+        record()
+        print(
+            f"interrupted ({'SIGTERM' if code == 143 else 'Ctrl-C'}); resume with resume=<run dir>",
+            file=sys.stderr,
+        )
+        raise SystemExit(code) from None
 
 
 def write_metrics(output_dir: str | Path, metrics: Mapping[str, Any]) -> Path:

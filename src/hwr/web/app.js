@@ -31,11 +31,24 @@ function point(event) {
   };
 }
 
-function strokeTo(p) {
+function pen() {
   // Erasing removes ink (back to transparent) rather than painting white over it.
   ctx.globalCompositeOperation = erasing ? "destination-out" : "source-over";
-  ctx.strokeStyle = "#000";
+  ctx.strokeStyle = ctx.fillStyle = "#000";
   ctx.lineWidth = Number($("pen-size").value);
+}
+
+function dot(p) {
+  // A filled disc: browsers draw nothing for a zero-length line, so a tap (the dot of an i
+  // or a j) would otherwise leave no ink.
+  pen();
+  ctx.beginPath();
+  ctx.arc(p.x, p.y, ctx.lineWidth / 2, 0, 2 * Math.PI);
+  ctx.fill();
+}
+
+function strokeTo(p) {
+  pen();
   ctx.beginPath();
   ctx.moveTo(last.x, last.y);
   ctx.lineTo(p.x, p.y);
@@ -49,7 +62,7 @@ canvas.addEventListener("pointerdown", (event) => {
   canvas.setPointerCapture(event.pointerId);
   drawing = true;
   last = point(event);
-  strokeTo(last); // a tap leaves a dot
+  dot(last); // a tap leaves a dot
 });
 
 canvas.addEventListener("pointermove", (event) => {

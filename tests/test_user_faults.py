@@ -1,0 +1,256 @@
+"""What a new user runs into: reused folders, signals, bad values, unwritable outputs, stale caches."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import ROOT, make_config, write_english
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from hwr.cli import compose_config
+from hwr.cli import run as run_entry_point
+from hwr.data.english import EnglishDataModule
+from hwr.errors import HwrError
+from hwr.eval import evaluate
+from hwr.train import train
+from hwr.utils.resume import claim_run_dir
+
+FAST = [
+    "model=mlp",
+    "trainer.max_epochs=1",
+    "++trainer.limit_train_batches=3",
+    "++trainer.limit_val_batches=1",
+]
+
+
+def one_line_error(cfg, task) -> str:
+    """The message an entry point prints for `task(cfg)`: one `error:` line."""
+    with pytest.raises(SystemExit) as exited:
+        run_entry_point(cfg, task)
+    message = str(exited.value.code)
+    assert message.startswith("error: ") and "\n" not in message, message
+    return message
+
+
+# ---- 1. a reused run folder is refused, not overwritten ------------------------------------
+def test_a_second_run_in_the_same_folder_is_refused(data_dir, tmp_path):
+    out = tmp_path / "same"
+    first = train(make_config("train", FAST, data_dir, out))
+    before = (out / "metrics.json").read_text()
+    message = one_line_error(make_config("train", FAST, data_dir, out), train)
+    assert "holds another run (metrics.json, checkpoints)" in message and "overwrite=true" in message
+    assert (out / "metrics.json").read_text() == before  # nothing of the first run was touched
+    again = train(make_config("train", [*FAST, "overwrite=true"], data_dir, out))
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]  # no -v1
+    assert again["status"] == first["status"] == "completed"
+
+
+def test_an_explicit_run_dir_holding_a_run_is_refused_before_hydra_writes(tmp_path):
+    folder = tmp_path / "run"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text("old: true\n")
+    (folder / "metrics.json").write_text("{}")
+    with pytest.raises(HwrError, match=r"holds another run \(metrics.json, .hydra\)"):
+        claim_run_dir([f"hydra.run.dir={folder}", "model=mlp"])
+    assert claim_run_dir([f"hydra.run.dir={folder}", f"resume={folder}"])  # resuming it: allowed
+    assert claim_run_dir([f"hydra.run.dir={folder}", "hydra.output_subdir=null"])  # a DDP child
+    (folder / "notes.txt").write_text("mine")
+    claim_run_dir([f"hydra.run.dir={folder}", "overwrite=true"])
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]  # only the run's files went
+
+
+# ---- 2. SIGTERM and Ctrl-C exit non-zero and record the run as interrupted -----------------
+class Interrupt(Callback):
+    """Raises what Lightning raises on SIGTERM (or Ctrl-C) after the second training batch."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == 2:
+            raise SIGTERMException if self.kind == "sigterm" else KeyboardInterrupt
+
+
+@pytest.mark.parametrize("kind,code", [("sigterm", 143), ("ctrl-c", 130)])
+def test_an_interrupted_run_exits_non_zero_and_says_so(data_dir, tmp_path, kind, code):
+    cfg = make_config(
+        "train",
+        [
+            "model=mlp",
+            "trainer.max_epochs=3",
+            "+callbacks.interrupt._target_=test_user_faults.Interrupt",
+            f"+callbacks.interrupt.kind={kind}",
+        ],  # fmt: skip
+        data_dir,
+        tmp_path / "run",
+    )
+    sigint = signal.getsignal(signal.SIGINT)  # Lightning ignores Ctrl-C while it shuts down
+    try:
+        with pytest.raises(SystemExit) as exited:
+            train(cfg)
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    assert exited.value.code == code
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "interrupted" and record["global_step"] == 2
+
+
+@pytest.mark.slow  # starts a process and signals it
+def test_sigterm_from_a_scheduler_exits_143_and_the_run_resumes(data_dir, tmp_path):
+    env = {**os.environ, "HWR_DATA_DIR": str(data_dir)}
+    args = ["model=mlp", "trainer.max_epochs=40", "data.batch_size=16", "callbacks.progress_bar=null"]
+    with open(tmp_path / "log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=env, stdout=log, stderr=log
+        )
+    runs = tmp_path / "outputs" / "train" / "runs"
+    deadline = time.time() + 240
+    while not list(runs.glob("*/checkpoints/last.ckpt")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143, (tmp_path / "log").read_text()[-2000:]
+    [record] = runs.glob("*/metrics.json")
+    assert json.loads(record.read_text())["status"] == "interrupted"
+    assert list(runs.glob("*/checkpoints/last.ckpt"))  # resumable
+
+
+# ---- 3. bad values: one line naming the key -------------------------------------------------
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["data.batch_size=0"], "error: data.batch_size=0 must be a positive integer"),
+        (["data.batch_size=-5"], "error: data.batch_size=-5 must be a positive integer"),
+        (["data.batch_size=abc"], "error: data.batch_size='abc' must be a positive integer"),
+        (["model.optimizer.lr=-1"], "error: model.optimizer: Invalid learning rate: -1"),
+    ],
+)
+def test_bad_training_values_name_the_key(data_dir, tmp_path, args, message):
+    cfg = make_config("train", [*FAST, *args], data_dir, tmp_path / "out")
+    assert one_line_error(cfg, train).startswith(message)
+
+
+def test_a_file_that_is_not_a_checkpoint_says_so(data_dir, tmp_path):
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not a checkpoint\n")
+    message = one_line_error(
+        make_config("train", [*FAST, f"ckpt_path={text}"], data_dir, tmp_path / "a"), train
+    )
+    assert message.startswith(f"error: ckpt_path={text} is not a checkpoint")
+    cut = tmp_path / "cut.ckpt"
+    torch.save({"state_dict": {}}, cut)
+    cut.write_bytes(cut.read_bytes()[:40])  # truncated
+    message = one_line_error(make_config("eval", [f"ckpt_path={cut}"], data_dir, tmp_path / "b"), evaluate)
+    assert message.startswith(f"error: {cut} is not a checkpoint hwr can read")
+
+
+def test_serve_refuses_a_port_that_is_not_one(tmp_path):
+    from hwr.serve import run as serve
+
+    cfg = compose_config("serve", ["ckpt_path=x.ckpt", "port=99999"])
+    message = one_line_error(cfg, serve)
+    assert message == "error: port=99999 must be a positive integer from 1 to 65535 (e.g. port=8000)"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without a GPU")
+def test_a_gpu_trainer_without_a_gpu_says_what_to_use(data_dir, tmp_path):
+    cfg = make_config("train", [*FAST, "trainer=gpu"], data_dir, tmp_path / "out")
+    assert "torch sees no CUDA GPU on this machine; use trainer=default" in one_line_error(cfg, train)
+
+
+def test_zero_epochs_is_not_a_completed_training(data_dir, tmp_path):
+    metrics = train(make_config("train", ["model=mlp", "trainer.max_epochs=0"], data_dir, tmp_path / "out"))
+    assert metrics["status"] == "untrained"
+
+
+# ---- 5. outputs that cannot be written: the work is not lost --------------------------------
+def test_predictions_are_printed_before_an_unwritable_output_fails(english_run, data_dir, tmp_path, capsys):
+    from hwr.predict import run as predict
+
+    out, _ = english_run
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    inputs = sorted((data_dir / "english").rglob("*.png"))[0]
+    capsys.readouterr()
+    cfg = compose_config(
+        "predict",
+        [
+            f"ckpt_path={out / 'checkpoints' / 'best.ckpt'}",
+            f"inputs=[{inputs}]",
+            f"output={blocker}/preds.csv",
+            "json=true",
+        ],
+    )
+    message = one_line_error(cfg, predict)
+    assert (
+        message.startswith(f"error: cannot write output={blocker}/preds.csv") and "printed above" in message
+    )
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["label"]  # the work was shown
+
+
+def test_export_into_a_folder_it_cannot_create_names_the_path(english_run, tmp_path):
+    from hwr.export import export_model
+
+    out, _ = english_run
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(HwrError, match=f"cannot write into {blocker}/sub"):
+        export_model(out / "checkpoints" / "best.ckpt", "onnx", blocker / "sub" / "model.onnx")
+
+
+# ---- 6. the English cache notices a replaced image ------------------------------------------
+def test_a_replaced_image_of_the_same_size_is_decoded_again(tmp_path):
+    root = write_english(tmp_path / "english")
+    dm = EnglishDataModule(data_dir=tmp_path, cache_dir=tmp_path / "cache")
+    before = dm.cache_path()
+    image = next(iter(sorted((root / "Img").glob("*.png"))))
+    data = image.read_bytes()
+    image.write_bytes(data[::-1][: len(data)])  # other bytes, same size
+    os.utime(image, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert EnglishDataModule(data_dir=tmp_path, cache_dir=tmp_path / "cache").cache_path() != before
+
+
+# ---- weak spots ------------------------------------------------------------------------------
+def test_predict_rejects_top_k_zero_and_a_negative_shift(english_run, tmp_path):
+    from hwr.inference import TrainedModel
+    from hwr.predict import run as predict
+
+    out, _ = english_run
+    ckpt = out / "checkpoints" / "best.ckpt"
+    cfg = compose_config("predict", [f"ckpt_path={ckpt}", f"inputs=[{ckpt}]", "top_k=0"])
+    assert one_line_error(cfg, predict).startswith("error: top_k=0 must be a positive integer")
+    with pytest.raises(HwrError, match=r"tta_shift=-1 must be 0 \(off\)"):
+        TrainedModel.load(ckpt, "cpu", tta_shift=-1)
+
+
+def test_a_blank_image_is_flagged_not_named(english_run):
+    from PIL import Image
+
+    from hwr.inference import TrainedModel
+
+    out, _ = english_run
+    [blank] = TrainedModel.load(out / "checkpoints" / "best.ckpt", "cpu").predict(
+        [Image.new("L", (64, 64), 255)]
+    )
+    assert blank.blank and blank.as_dict()["blank"] is True
+
+
+def test_a_failed_download_leaves_the_data_folder_as_it_was(tmp_path, monkeypatch):
+    import torchvision.datasets.utils
+
+    from hwr.data.mnist import MNISTDataModule
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", offline)
+    with pytest.raises(HwrError, match="download failed"):
+        MNISTDataModule(tmp_path, download=True).load_train()
+    assert list(tmp_path.iterdir()) == []
