@@ -78,6 +78,7 @@ def test_dynamic_batch(fmt, exports):
     assert model.probabilities(x[:0]).shape == (0, 5) and model.predict([]) == []
 
 
+@pytest.mark.slow  # a 14 s export of two networks times nine shifts: the full suite's
 def test_ensemble_with_tta_exports(english_run, tmp_path):
     """Test-time shifts (replicate padding) and an ensemble are part of the exported graph."""
     ckpt = english_run[0] / "checkpoints" / "best.ckpt"

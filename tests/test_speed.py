@@ -193,10 +193,9 @@ def test_compile_mode_values():
         compile_mode("fast")
 
 
-# "default" in the quick loop; the other modes compile for longer and run in the full suite
-@pytest.mark.parametrize(
-    "mode", [m if m == "default" else pytest.param(m, marks=pytest.mark.slow) for m in COMPILE_MODES]
-)
+# each compiles for 5-15 s: the full suite's (the quick loop compiles in the warm-up test)
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", COMPILE_MODES)
 def test_every_compile_mode_leaves_a_checkpoint_for_eval_predict_export(data_dir, tmp_path, mode):
     """Trained compiled (mode by mode), the best checkpoint tests, predicts and exports like any."""
     out = tmp_path / "run"

@@ -23,7 +23,8 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("data", ["mnist", "emnist", "english"])
-@pytest.mark.parametrize("model", ["mlp", "cnn", "cnn_deep"])
+# cnn_deep is the CNN class with more blocks: the quick loop runs cnn, the full suite both
+@pytest.mark.parametrize("model", ["mlp", "cnn", pytest.param("cnn_deep", marks=pytest.mark.slow)])
 def test_every_data_model_pair_runs(data_dir, tmp_path, data, model):
     out = tmp_path / "run"
     cfg = make_config("train", [f"data={data}", f"model={model}", "debug=fdr"], data_dir, out)

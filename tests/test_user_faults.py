@@ -166,7 +166,8 @@ def test_a_gpu_trainer_without_a_gpu_says_what_to_use(data_dir, tmp_path):
 
 
 def test_zero_epochs_is_not_a_completed_training(data_dir, tmp_path):
-    metrics = train(make_config("train", ["model=mlp", "trainer.max_epochs=0"], data_dir, tmp_path / "out"))
+    overrides = ["model=mlp", "trainer.max_epochs=0", "test=false"]
+    metrics = train(make_config("train", overrides, data_dir, tmp_path / "out"))
     assert metrics["status"] == "untrained"
 
 
