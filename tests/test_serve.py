@@ -433,10 +433,24 @@ def test_page_shows_upload_errors(browser, live_url):
         "#upload", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"hello"}]
     )
     page.wait_for_function("document.getElementById('error').textContent.includes('not an image')")
+    assert ink(page) == 0  # nothing of a broken file is drawn
     page.set_input_files(
         "#upload", files=[{"name": "seven.png", "mimeType": "image/png", "buffer": canvas_png()}]
     )
     assert wait_for_label(page) and page.text_content("#error") == ""
+    assert ink(page) > 0  # the upload is shown on the pad
+    page.close()
+
+
+@pytest.mark.slow  # starts processes
+def test_page_names_look_alike_characters_and_has_finger_sized_buttons(browser, live_url):
+    page = open_page(browser, live_url, "english")
+    page.evaluate("show({label: '0', top: [{label: '0', prob: 0.6}, {label: 'O', prob: 0.3}], seen: ''})")
+    assert page.text_content("#label") == "0" and page.text_content("#label-name") == "zero"
+    assert [page.text_content(f"#bars li:nth-child({i}) span") for i in (1, 2)] == ["0 zero", "O capital o"]
+    for selector in ("#clear", "#erase", ".upload"):
+        box = page.locator(selector).bounding_box()
+        assert box["height"] >= 44 and box["width"] >= 44, selector
     page.close()
 
 

@@ -255,3 +255,39 @@ def test_a_failed_download_leaves_the_data_folder_as_it_was(tmp_path, monkeypatc
     with pytest.raises(HwrError, match="download failed"):
         MNISTDataModule(tmp_path, download=True).load_train()
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- what the terminal shows -----------------------------------------------------------------
+def test_the_terminal_shows_the_run_not_lightnings_noise(data_dir, tmp_path, capsys, caplog, recwarn):
+    from hwr.cli import prepare
+
+    prepare()
+    out = tmp_path / "run"
+    train(make_config("train", [*FAST, "objective=val/acc_best"], data_dir, out))
+    printed = capsys.readouterr().out
+    logged = caplog.text + " ".join(str(w.message) for w in recwarn)
+    for noise in (
+        "Tip:",
+        "already configured with model summary",
+        "LeafSpec",
+        "smaller than the logging interval",
+    ):
+        assert noise not in logged, noise
+    assert "Test metric" not in printed  # Lightning's own test table: hwr prints the same numbers
+    table = printed[printed.index("train: mnist / MLP") :]
+    rows = [line.split("│")[1].strip() for line in table.splitlines() if line.count("│") == 3]
+    assert rows[:2] == ["val/acc_best", "test/acc"]  # the objective first, then test accuracy
+    assert (
+        "%" in table.splitlines()[[i for i, line in enumerate(table.splitlines()) if "test/acc " in line][0]]
+    )
+    assert f"run record: {out / 'metrics.json'}" in printed and f"report:     {out / 'report'}/" in printed
+
+
+def test_an_unknown_label_in_english_csv_is_named(tmp_path, caplog):
+    root = write_english(tmp_path / "english")
+    csv_path = root / "english.csv"
+    lines = csv_path.read_text().splitlines()
+    image = lines[1].split(",")[0]
+    csv_path.write_text("\n".join([*lines, f"{image},O "]) + "\n")
+    assert len(EnglishDataModule(data_dir=tmp_path).files.paths) == 41  # read, and warned about
+    assert "1 label(s) outside the 62 characters" in caplog.text and "'O '" in caplog.text

@@ -13,7 +13,9 @@ config. Code that composes hwr's configs itself (tests, notebooks, the benchmark
 from __future__ import annotations
 
 import functools
+import logging
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,11 +41,37 @@ def sqlite_url(path: str) -> str:
     return f"sqlite:///{file}"
 
 
+# Lightning's messages that say nothing about the run: an advertisement, a note that hwr set
+# its own model summary, and (as warnings) a torch-internal deprecation and the logging
+# interval of sets smaller than one interval.
+NOISE_LOGS = ("💡 Tip:", "Trainer already configured with model summary callbacks")
+NOISE_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)",
+    r"The number of training batches \(\d+\) is smaller than the logging",
+)
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(noise in record.getMessage() for noise in NOISE_LOGS)
+
+
+def quiet_lightning() -> None:
+    """Keep the terminal to what concerns the run (NOISE_LOGS, NOISE_WARNINGS)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNoise) for f in logger.filters):
+            logger.addFilter(_DropNoise())
+    for message in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
 def prepare() -> None:
-    """Register the resolver hwr's configs use and route Lightning's DDP children through
-    this run's folder (`hwr.utils.ddp`). Safe to call more than once."""
+    """Register the resolver hwr's configs use, route Lightning's DDP children through this
+    run's folder (`hwr.utils.ddp`) and quiet Lightning's noise. Safe to call more than once."""
     OmegaConf.register_new_resolver("hwr_sqlite", sqlite_url, use_cache=True, replace=True)
     ddp.install()
+    quiet_lightning()
 
 
 def compose_config(name: str, overrides: list[str]) -> DictConfig:

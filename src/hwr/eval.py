@@ -116,7 +116,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         finish_run(cfg, dm.name, module, trainer, metrics, started, "interrupted", test_ckpt=test_ckpt)
 
     with interruptible(record_interrupted):
-        results = trainer.test(module, datamodule=dm)
+        results = trainer.test(module, datamodule=dm, verbose=False)  # hwr prints them
     metrics: dict[str, Any] = scalar_metrics(results[0] if results else {})
     return finish_run(cfg, dm.name, module, trainer, metrics, started, test_ckpt=test_ckpt)
 

@@ -110,7 +110,7 @@ def fit_and_test(
             # images and leaves each rank only part of the predictions the report needs.
             torch.distributed.destroy_process_group()
             trainer = build_trainer(cfg, strategy="auto", devices=1, num_nodes=1)
-        results = trainer.test(model, datamodule=dm, ckpt_path=test_ckpt)
+        results = trainer.test(model, datamodule=dm, ckpt_path=test_ckpt, verbose=False)  # printed below
         metrics.update(scalar_metrics(results[0] if results else {}))
 
     # a run that took no training step (trainer.max_epochs=0, an empty resume) is not a trained model

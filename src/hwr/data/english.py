@@ -113,6 +113,17 @@ def _scan_csv(csv_path: Path) -> FileIndex:
         )
     if not pairs:
         raise HwrError(f"{csv_path} lists no images")
+    unknown = sorted({label for _, label in pairs} - set(CHARS74K_CLASSES))
+    if unknown:
+        # a typo ("O " or "10") would silently become a class of its own
+        shown = ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        log.warning(
+            "%s has %d label(s) outside the 62 characters 0-9 A-Z a-z (%s): each is trained as a "
+            "class of its own; fix the rows if that is a typo",
+            csv_path,
+            len(unknown),
+            shown,
+        )
     return _index(pairs)
 
 

@@ -194,7 +194,16 @@ def finish_run(
     facts = run_facts(cfg, data_name, model, started, status)
     record = {**metrics, **report_summary(trainer), **details, **facts}
     path = write_metrics(cfg.paths.output_dir, record)
-    print_metrics(record, title=f"{cfg.task_name}: {data_name} / {record['model']}  ({path})")
+    print_metrics(
+        record, title=f"{cfg.task_name}: {data_name} / {record['model']}", first=cfg.get("objective")
+    )
+    output_dir = Path(cfg.paths.output_dir)
+    # plain print, not rich: a long path must stay one line a terminal can copy
+    print(f"run record: {path}")
+    if (output_dir / "report").is_dir():
+        print(f"report:     {output_dir / 'report'}/")
+    if (output_dir / "tensorboard").is_dir():
+        print(f"tensorboard --logdir {output_dir.parent}")
     return record
 
 
@@ -232,13 +241,23 @@ def write_metrics(output_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
     return path
 
 
-def print_metrics(metrics: Mapping[str, Any], title: str) -> None:
-    """Print the numeric metrics as a table."""
+def print_metrics(metrics: Mapping[str, Any], title: str, first: str | None = None) -> None:
+    """Print the numeric metrics as a table: `first` (the objective) and test/acc at the top,
+    accuracies and F1 scores as percentages."""
+    order = [k for k in (first, "test/acc") if k and k in metrics]
+    order += [k for k in metrics if k not in order]
     table = rich.table.Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, value in metrics.items():
-        if isinstance(value, float):
+    for key in order:
+        value = metrics[key]
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, float) and any(k in key for k in ("acc", "f1", "precision", "recall")):
+            table.add_row(key, f"{100 * value:.2f}%")
+        elif isinstance(value, float) and key.startswith("lr"):
+            table.add_row(key, f"{value:.2e}")
+        elif isinstance(value, float):
             table.add_row(key, f"{value:.4f}")
         elif isinstance(value, int):
             table.add_row(key, str(value))

@@ -95,6 +95,15 @@ async function send(blob, name) {
   }
 }
 
+// Characters most fonts draw alike are named as well: a lone "l" could be I, l or 1.
+const LOOKALIKE = {
+  I: "capital i", l: "small L", 1: "one", O: "capital o", o: "small o", 0: "zero",
+};
+
+function nameOf(label) {
+  return LOOKALIKE[label] ? `${label} (${LOOKALIKE[label]})` : label;
+}
+
 function show(result) {
   $("error").textContent = "";
   $("seen").src = result.seen;
@@ -105,17 +114,23 @@ function show(result) {
     return;
   }
   $("label").textContent = result.label;
+  $("label-name").textContent = LOOKALIKE[result.label] || "";
   for (const { label, prob } of result.top) {
     const item = document.createElement("li");
     const name = document.createElement("span");
     const bar = document.createElement("span");
     const value = document.createElement("span");
     name.textContent = label;
+    if (LOOKALIKE[label]) {
+      const hint = document.createElement("small");
+      hint.textContent = ` ${LOOKALIKE[label]}`;
+      name.append(hint);
+    }
     bar.className = "bar";
     bar.style.width = `${(prob * 100).toFixed(1)}%`;
     value.className = "prob";
     value.textContent = `${(prob * 100).toFixed(1)}%`;
-    item.setAttribute("aria-label", `${label}: ${(prob * 100).toFixed(1)} percent`);
+    item.setAttribute("aria-label", `${nameOf(label)}: ${(prob * 100).toFixed(1)} percent`);
     const track = document.createElement("span");
     track.className = "track";
     track.append(bar);
@@ -131,6 +146,7 @@ function clearAll() {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   ctx.restore();
   $("label").textContent = "";
+  $("label-name").textContent = "";
   $("bars").replaceChildren();
   $("seen").removeAttribute("src");
   $("error").textContent = "";
@@ -148,12 +164,22 @@ $("pen-size").addEventListener("input", () => {
   $("pen-size-value").textContent = $("pen-size").value;
 });
 
-$("upload").addEventListener("change", () => {
+$("upload").addEventListener("change", async () => {
   const file = $("upload").files[0];
   if (!file) return;
   clearAll();
-  send(file, file.name);
   $("upload").value = ""; // picking the same file again still triggers a prediction
+  try {
+    // shown on the canvas, fitted and centred, so what is predicted is what is on the pad
+    const bitmap = await createImageBitmap(file);
+    const scale = Math.min(CSS_SIZE / bitmap.width, CSS_SIZE / bitmap.height);
+    const [w, h] = [bitmap.width * scale, bitmap.height * scale];
+    ctx.globalCompositeOperation = "source-over";
+    ctx.drawImage(bitmap, (CSS_SIZE - w) / 2, (CSS_SIZE - h) / 2, w, h);
+  } catch (error) {
+    // not an image the browser can decode: the server's answer says what is wrong with it
+  }
+  send(file, file.name);
 });
 
 async function loadInfo() {
