@@ -6,6 +6,7 @@ import csv
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,23 @@ def run_script(
         timeout=timeout,
         env=env,
     )
+
+
+def train_until_last_checkpoint(args: list[str], data_dir: Path, cwd: Path, timeout: float = 240):
+    """Start `train.py *args` in `cwd` (its output to cwd/train.log) and return (process, runs
+    folder) once its first checkpoints/last.ckpt exists, the process still running: a run to
+    kill or signal mid-training."""
+    env = {**os.environ, "HWR_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    with open(cwd / "train.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, stdout=log, stderr=log
+        )
+    runs = cwd / "outputs" / "train" / "runs"
+    deadline = time.time() + timeout
+    while not list(runs.glob("*/checkpoints/last.ckpt")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended too early: {(cwd / 'train.log').read_text()[-2000:]}"
+    return proc, runs
 
 
 # no progress bars in test logs

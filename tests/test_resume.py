@@ -6,12 +6,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_config, run_script
+from conftest import ROOT, make_config, run_script, train_until_last_checkpoint
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -31,18 +29,7 @@ def test_killed_run_resumes_in_its_own_folder(data_dir, tmp_path):
         "model.net.head=[24]",
         QUIET,
     ]
-    env = {**os.environ, "HWR_DATA_DIR": str(data_dir)}
-    with open(tmp_path / "first.log", "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=env, stdout=log, stderr=log
-        )
-    runs = tmp_path / "outputs" / "train" / "runs"
-    deadline = time.time() + 240
-    while not list(runs.glob("*/checkpoints/last.ckpt")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, (
-        f"the run ended before it could be killed: {(tmp_path / 'first.log').read_text()[-2000:]}"
-    )
+    proc, runs = train_until_last_checkpoint(args, data_dir, tmp_path)
     proc.send_signal(signal.SIGKILL)  # no cleanup, no final checkpoint: a crash
     proc.wait()
     [run] = list(runs.iterdir())

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
-from conftest import ROOT, make_config, write_english
+from conftest import make_config, train_until_last_checkpoint, write_english
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -105,18 +103,10 @@ def test_an_interrupted_run_exits_non_zero_and_says_so(data_dir, tmp_path, kind,
 
 @pytest.mark.slow  # starts a process and signals it
 def test_sigterm_from_a_scheduler_exits_143_and_the_run_resumes(data_dir, tmp_path):
-    env = {**os.environ, "HWR_DATA_DIR": str(data_dir)}
     args = ["model=mlp", "trainer.max_epochs=40", "data.batch_size=16", "callbacks.progress_bar=null"]
-    with open(tmp_path / "log", "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=env, stdout=log, stderr=log
-        )
-    runs = tmp_path / "outputs" / "train" / "runs"
-    deadline = time.time() + 240
-    while not list(runs.glob("*/checkpoints/last.ckpt")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    proc, runs = train_until_last_checkpoint(args, data_dir, tmp_path)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 143, (tmp_path / "log").read_text()[-2000:]
+    assert proc.wait(timeout=120) == 143, (tmp_path / "train.log").read_text()[-2000:]
     [record] = runs.glob("*/metrics.json")
     assert json.loads(record.read_text())["status"] == "interrupted"
     assert list(runs.glob("*/checkpoints/last.ckpt"))  # resumable
