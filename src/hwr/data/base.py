@@ -40,6 +40,14 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("HWR_DATA_DIR") or "data")
 
 
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove those of `folders` (innermost last in the list) that are empty: what a failed
+    download created, so data_dir is left as it was."""
+    for folder in reversed(folders):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
 @dataclass
 class LabelledImages:
     """Images (uint8 [N, H, W], ink white on black), labels (int64 [N]) and optional groups

@@ -10,7 +10,7 @@ import string
 from pathlib import Path
 from typing import Any
 
-from hwr.data.base import CharDataModule, LabelledImages
+from hwr.data.base import CharDataModule, LabelledImages, remove_if_empty
 from hwr.data.idx import find_idx
 from hwr.data.mnist import load_idx_pair
 from hwr.errors import HwrError
@@ -106,9 +106,7 @@ class EMNISTDataModule(CharDataModule):
         try:
             EMNIST(str(self.data_dir), split=self.split, train=part == "train", download=True)
         except Exception as e:  # noqa: BLE001 - offline, read-only folder, bad archive...
-            for folder in reversed(created):  # leave data_dir as it was
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+            remove_if_empty(created)
             return f"the download failed ({type(e).__name__}: {e})"
         return "the download did not produce them"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwr.data.base import CharDataModule, LabelledImages
+from hwr.data.base import CharDataModule, LabelledImages, remove_if_empty
 from hwr.data.idx import find_idx, read_idx
 from hwr.errors import HwrError
 from hwr.preprocess import Preprocessing
@@ -84,9 +84,7 @@ class MNISTDataModule(CharDataModule):
         try:
             self._download_missing()
         except HwrError:
-            for folder in reversed(created):  # a failed download leaves data_dir as it was
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+            remove_if_empty(created)
             raise
 
     def _download_missing(self) -> None:

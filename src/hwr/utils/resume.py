@@ -43,6 +43,11 @@ def _value(override: str) -> str:
     return override.split("=", 1)[1].strip("'\"") if "=" in override else ""
 
 
+def _overrides(argv: list[str]) -> list[str]:
+    """The `key=value` overrides of a command line (flags such as `--cfg job` left out)."""
+    return [a for a in argv if "=" in a and not a.startswith("-")]
+
+
 def recorded_overrides(folder: Path) -> list[str]:
     """The overrides the run in `folder` last ran with: its latest resumed session's, else its own."""
     sessions = sorted((folder / ".hydra").glob("resumed_*/overrides.yaml"))
@@ -72,7 +77,7 @@ def relaunch_argv(argv: list[str], config_name: str = "train") -> list[str]:
 
     Raises HwrError when there is nothing to resume, or for a multirun.
     """
-    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    overrides = _overrides(argv)
     asked = {_key(o): _value(o) for o in overrides}
     resume = asked.get("resume")
     if resume in _OFF:
@@ -147,7 +152,7 @@ def claim_run_dir(argv: list[str]) -> list[str]:
     """Refuse an explicit `hydra.run.dir=` that holds another run before Hydra writes into it
     (its `.hydra/` would be replaced first), unless the command resumes that run or passes
     `overwrite=true`, which removes the old run's files. `argv` is returned as it is."""
-    asked = {_key(o): _value(o) for o in argv if "=" in o and not o.startswith("-")}
+    asked = {_key(o): _value(o) for o in _overrides(argv)}
     folder = asked.get("hydra.run.dir")
     child = asked.get("hydra.output_subdir") == "null" or os.environ.get("LOCAL_RANK", "0") != "0"
     if folder is None or child or asked.get("resume") not in (None, *_OFF):
