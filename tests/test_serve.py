@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import shutil
 import socket
+import string
 import struct
 import subprocess
 import sys
@@ -26,7 +28,8 @@ from PIL import Image, ImageDraw
 
 from hwr.errors import HwrError
 from hwr.inference import TrainedModel
-from hwr.serve import create_app, predict_upload, run
+from hwr.names import lookalike_names
+from hwr.serve import create_app, describe_model, predict_upload, run
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking switches Chromium's own connections are refused on a closed
@@ -99,9 +102,17 @@ def test_health_and_info(client, english_run):
     assert info["dataset"] == "english" and info["num_classes"] == 5 and info["classes"] == list("0AZab")
     assert info["test_acc"] == pytest.approx(metrics["test/acc"])
     assert "checkpoints" not in info  # server paths stay private
+    assert info["lookalike_names"] == {}  # 0 is the only member of its group here (no O, o)
     page = client.get("/")
     assert page.status_code == 200 and 'id="canvas"' in page.text
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_serve_says_which_model_it_loaded(predictor, english_run):
+    run_dir, metrics = english_run
+    line = describe_model(predictor.info())
+    assert line.startswith("serving CNN trained on english (5 classes, test/acc ")
+    assert f"{metrics['test/acc']:.2%}" in line and str(run_dir / "checkpoints" / "best.ckpt") in line
 
 
 def test_multipart_json_and_raw_uploads_agree_with_the_predictor(client, predictor):
@@ -445,6 +456,10 @@ def test_page_shows_upload_errors(browser, live_url):
 @pytest.mark.slow  # starts processes
 def test_page_names_look_alike_characters_and_has_finger_sized_buttons(browser, live_url):
     page = open_page(browser, live_url, "english")
+    # the fixture model's 5 classes (0AZab) hold no look-alike pair: give the page the table
+    # /api/info sends for a 62-class model
+    names = lookalike_names(string.digits + string.ascii_uppercase + string.ascii_lowercase)
+    page.evaluate(f"LOOKALIKE = {json.dumps(names)}")
     page.evaluate("show({label: '0', top: [{label: '0', prob: 0.6}, {label: 'O', prob: 0.3}], seen: ''})")
     assert page.text_content("#label") == "0" and page.text_content("#label-name") == "zero"
     assert [page.text_content(f"#bars li:nth-child({i}) span") for i in (1, 2)] == ["0 zero", "O capital o"]

@@ -95,7 +95,13 @@ def trained_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained") / "run"
     cfg = make_config(
         "train",
-        ["trainer.max_epochs=4", "data.batch_size=32", "model.optimizer.lr=0.003", *SMALL_CNN],
+        [
+            "trainer.max_epochs=4",
+            "data.batch_size=32",
+            "model.optimizer.lr=0.003",
+            "trainer.log_every_n_steps=10",
+            *SMALL_CNN,
+        ],  # fmt: skip
         data_dir,
         out,
     )
@@ -132,19 +138,43 @@ def test_tensorboard_has_scalars_and_hparams(trained_run):
     assert acc.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
     val_acc = [e.value for e in acc.Scalars("val/acc")]
     assert len(val_acc) == 4 and metrics["val/acc_best"] == pytest.approx(max(val_acc))
-    # HPARAMS: the session record carries this run's hyperparameters; its metrics are the
-    # scalars above (no experiment record, no hp_metric placeholder).
-    from tensorboard.plugins.hparams import plugin_data_pb2
+    # the learning rate of the one-cycle schedule, per logging interval (10 steps), not per epoch
+    lr = [e.value for e in acc.Scalars("lr-AdamW")]
+    assert len(lr) > 4 and len(set(lr)) == len(lr)
+    assert "hp_metric" not in scalars
 
+
+def test_hparams_tab_shows_the_metrics_that_matter(trained_run):
+    """One HPARAMS trial per run, named by data and model, holding only its objective first and
+    four more metrics (TensorBoard ticks five), its hyperparameters and its end status."""
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+    out, metrics = trained_run
+    [session_dir] = [p for p in (out / "tensorboard").iterdir() if p.is_dir()]
+    assert session_dir.name == "mnist_CNN"
+    acc = EventAccumulator(str(session_dir), size_guidance={"tensors": 0})
+    acc.Reload()
+    assert acc.Tags()["scalars"] == [
+        "val/acc_best",
+        "test/acc",
+        "test/f1_macro",
+        "train/loss",
+        "train_time_s",
+    ]
+    assert acc.Scalars("val/acc_best")[0].value == pytest.approx(metrics["val/acc_best"])
+    assert acc.Scalars("test/acc")[0].step == metrics["global_step"]
     content = acc.PluginTagToContent("hparams")
-    assert "_hparams_/experiment" not in content
-    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    hp = session.session_start_info.hparams
+    assert "_hparams_/experiment" not in content  # every run's own hyperparameters, unioned
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hp = start.session_start_info.hparams
     assert hp["model/net/class"].string_value == "CNN"
     assert hp["data/class"].string_value == "MNISTDataModule"
     assert hp["model/optimizer/lr"].number_value == pytest.approx(0.003)
     assert hp["trainer/max_epochs"].number_value == 4
-    assert "hp_metric" not in scalars
+    end = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_end_info"])
+    assert end.session_end_info.status == api_pb2.STATUS_SUCCESS
+    # the same settings in Lightning's hparams.yaml, which stayed "{}" before
+    assert "model/optimizer/lr: 0.003" in (out / "tensorboard" / "hparams.yaml").read_text()
 
 
 def test_eval_reproduces_test_accuracy(trained_run, data_dir, tmp_path):
@@ -266,6 +296,10 @@ def test_cli_train_then_eval(data_dir, tmp_path):
     trained = json.loads(metrics_file.read_text())
     assert trained["data"] == "english" and trained["epochs"] == 1
     assert (metrics_file.parent / ".hydra" / "config.yaml").is_file()
+    # train.log keeps what the progress bar redraws away: one line per epoch, then the record
+    log = (metrics_file.parent / "train.log").read_text()
+    assert "[hwr.run][INFO] - epoch 1/1 (step 1): " in log and "val/acc_best" in log
+    assert f"[hwr.run][INFO] - run record: {metrics_file}" in log
 
     ckpt = tmp_path / "model.ckpt"
     overrides = ["data=english", "model=mlp", "trainer.max_epochs=1", cache]
@@ -277,6 +311,8 @@ def test_cli_train_then_eval(data_dir, tmp_path):
     # eval.py rebuilds the training run's split and tests the same checkpoint: the same figure
     tested = json.loads(eval_metrics.read_text())["test/acc"]
     assert tested == pytest.approx(trained_here["test/acc"], abs=1e-6)
+    logs = list(eval_metrics.parent.glob("*.log"))  # config_tree.log, eval.log: none left empty
+    assert logs and all(p.stat().st_size > 0 for p in logs)
 
 
 USER_ERRORS = [

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import RichProgressBar
+
+# the run's log file only (hwr.utils.run.log_to_run_file): the terminal has the progress bar
+run_log = logging.getLogger("hwr.run")
 
 
 def synced_time(device: torch.device) -> float:
@@ -77,10 +81,50 @@ class ProgressBar(RichProgressBar):
     The base class reads and formats every logged metric after each training batch. Nothing
     is logged per training step here (train/loss and train/acc are epoch figures), so what
     the bar shows changes only when an epoch or a validation ends, where the base class reads
-    it anyway; per batch that work only costs Python time.
+    it anyway; per batch that work only costs Python time. Epochs are shown from 1.
     """
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        # Lightning counts epochs from 0 ("Epoch 0/1" for two epochs); people count from 1.
+        description = f"Epoch {current_epoch + 1}"
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
+            description += f"/{self.trainer.max_epochs}"
+        return f"{description:{len(self.validation_description)}}"
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         done = batch_idx + 1
         if done % max(self.refresh_rate, 1) == 0 or done == self.total_train_batches:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+
+class EpochLog(L.Callback):
+    """One line per finished epoch in the run's log file (`<run>/train.log`), which the
+    progress bar's redrawn lines never reach: epoch (from 1), step and the epoch's metrics.
+
+    An epoch is logged when the next one starts or training ends, once all of its metrics
+    (train/*, computed after validation, among them) are in. Epochs a resumed run had already
+    finished are not logged again.
+    """
+
+    def __init__(self) -> None:
+        self._logged = 0
+
+    def _log(self, trainer: L.Trainer, epochs_done: int) -> None:
+        if epochs_done <= self._logged or trainer.sanity_checking:
+            return
+        self._logged = epochs_done
+        metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1}
+        shown = " ".join(
+            f"{k} {100 * v:.2f}%" if "acc" in k or "f1" in k else f"{k} {v:.4g}" for k, v in metrics.items()
+        )
+        of = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        run_log.info("epoch %d%s (step %d): %s", epochs_done, of, trainer.global_step, shown)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._logged = trainer.current_epoch  # epochs a resumed run finished before
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._log(trainer, trainer.current_epoch)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._log(trainer, trainer.current_epoch)  # counts the last epoch only if it finished

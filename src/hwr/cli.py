@@ -42,9 +42,10 @@ def sqlite_url(path: str) -> str:
 
 
 # Lightning's messages that say nothing about the run: an advertisement, a note that hwr set
-# its own model summary, and (as warnings) a torch-internal deprecation and the logging
-# interval of sets smaller than one interval.
-NOISE_LOGS = ("💡 Tip:", "Trainer already configured with model summary callbacks")
+# its own model summary, why fit stopped (printed into the live progress bar, which is then
+# drawn twice; the epochs are in train.log and metrics.json), and (as warnings) a
+# torch-internal deprecation and the logging interval of sets smaller than one interval.
+NOISE_LOGS = ("💡 Tip:", "Trainer already configured with model summary callbacks", "`Trainer.fit` stopped:")
 NOISE_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)",
     r"The number of training batches \(\d+\) is smaller than the logging",
@@ -87,10 +88,24 @@ def run(cfg: DictConfig, task: Task) -> Any:
     1, and DDP state is cleared after the job. A config with an `objective` key (train, eval)
     makes it a sweep job: the task's metrics.json value of that metric is returned to the
     sweeper, and in a multirun a failure is recorded instead of stopping the sweep."""
-    with user_errors(), ddp.job_scope():
-        if cfg.get("objective") is None:
-            return task(cfg)
-        return run_task(cfg, task, objective=cfg.objective)
+    try:
+        with user_errors(), ddp.job_scope():
+            if cfg.get("objective") is None:
+                return task(cfg)
+            return run_task(cfg, task, objective=cfg.objective)
+    finally:
+        remove_empty_logs()
+
+
+def remove_empty_logs() -> None:
+    """Delete this job's log file (Hydra's `<run>/<task>.log`) when nothing was logged to it:
+    an empty file beside the run's outputs only suggests something is missing."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            path = Path(handler.baseFilename)
+            handler.flush()
+            if path.is_file() and path.stat().st_size == 0:
+                path.unlink()
 
 
 def hydra_main(

@@ -23,7 +23,8 @@ from hwr.errors import HwrError
 from hwr.inference import TrainedModel
 from hwr.utils.config import flat_hparams
 from hwr.utils.resume import claim_run_dir
-from hwr.utils.run import build_trainer, finish_run, interruptible, log_hparams, scalar_metrics, start_run
+from hwr.utils.run import build_trainer, finish_run, interruptible, scalar_metrics, start_run
+from hwr.utils.tensorboard import log_hparams
 
 log = logging.getLogger("hwr")
 
@@ -106,8 +107,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "tta_shift": trained.tta_shift,
         }
     )
-    log_hparams(trainer.loggers, hparams)
     module = Evaluator(trained)
+    log_hparams(trainer.loggers, hparams, dm.name, type(module.net).__name__)
     members = list(trained.sources)
     test_ckpt = members if len(members) > 1 else members[0]
 

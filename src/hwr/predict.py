@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from hwr.cli import hydra_main
 from hwr.errors import HwrError, positive_int
 from hwr.inference import Prediction, TrainedModel
+from hwr.names import labelled, lookalike_names
 from hwr.preprocess import load_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -128,7 +129,7 @@ def run(cfg: DictConfig) -> int:
     if cfg.get("json"):
         print(json.dumps({"predictions": rows, **({"summary": summary} if summary else {})}, indent=1))
     else:
-        print_table(rows, summary)
+        print_table(rows, summary, lookalike_names(model.class_names))
     errors = [r for r in results if r.error]
     for r in errors:
         print(f"error: {r.error}", file=sys.stderr)
@@ -144,21 +145,23 @@ def run(cfg: DictConfig) -> int:
     return 1 if errors else 0
 
 
-def print_table(rows: list[dict], summary: str) -> None:
+def print_table(rows: list[dict], summary: str, names: dict[str, str] | None = None) -> None:
+    """The predictions as a table; labels in `names` (look-alike characters) are named."""
     import rich
     import rich.table
 
+    names = names or {}
     table = rich.table.Table()
     for column in ("image", "prediction", "top-k", *(["true"] if any("true" in r for r in rows) else [])):
         table.add_column(column)
     for row in rows:
-        top = "  ".join(f"{t['label']} {t['prob']:.3f}" for t in row.get("top", []))
-        label = row.get("label") or "[red]error"
+        top = "  ".join(f"{labelled(t['label'], names)} {t['prob']:.3f}" for t in row.get("top", []))
+        label = labelled(row["label"], names) if row.get("label") else "[red]error"
         if row.get("blank"):
             label = f"{label} [yellow](blank image)"
         cells = [row["source"], label, top or row.get("error", "")]
         if "true" in row:
-            cells.append(("" if row["correct"] else "[red]") + row["true"])
+            cells.append(("" if row["correct"] else "[red]") + labelled(row["true"], names))
         table.add_row(*cells)
     rich.print(table)
     if summary:

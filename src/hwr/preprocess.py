@@ -258,9 +258,9 @@ def load_image(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(source))
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(f"{label}: over PIL's decompression-bomb pixel limit") from e
+        raise ImageTooLarge(f"{label}: too many pixels to decode safely (a decompression bomb?)") from e
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise HwrError(f"{label}: not an image PIL can read (send a PNG or JPEG)") from e
+        raise HwrError(f"{label}: not an image (send a PNG, JPEG, GIF, BMP or WebP file)") from e
     width, height = image.size
     if width * height > MAX_PIXELS or width < 1 or height < 1:
         raise ImageTooLarge(

@@ -33,6 +33,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from hwr.cli import hydra_main
 from hwr.errors import HwrError, positive_int
 from hwr.inference import TrainedModel
+from hwr.names import lookalike_names
 from hwr.preprocess import ImageTooLarge, load_image
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -219,6 +220,7 @@ def create_app(
     body_limit = max_upload_bytes * 4 // 3 + BODY_SLACK
     info = {k: v for k, v in model.info().items() if k not in PRIVATE_INFO}
     info |= {"top_k": top_k, "max_upload_bytes": max_upload_bytes}
+    info["lookalike_names"] = lookalike_names(model.class_names)  # the page names I, l, 1, O, o, 0
     too_big = f"the upload is over the {max_upload_bytes / MB:g} MB limit"
 
     @app.get("/", include_in_schema=False)
@@ -256,6 +258,16 @@ def create_app(
     return app
 
 
+def describe_model(info: dict[str, Any]) -> str:
+    """One line for the terminal: which model serve.py loaded, from where, how good it was."""
+    accuracy = "test/acc not recorded" if info["test_acc"] is None else f"test/acc {info['test_acc']:.2%}"
+    sources = ", ".join(info["checkpoints"])
+    return (
+        f"serving {info['model']} trained on {info['dataset']} ({info['num_classes']} classes, {accuracy}, "
+        f"tta_shift={info['tta_shift']}, {info['device']}) from {sources}"
+    )
+
+
 def run(cfg: DictConfig) -> None:
     """Load `cfg.ckpt_path` and serve it with uvicorn on `cfg.host`:`cfg.port` until interrupted."""
     import uvicorn
@@ -270,6 +282,7 @@ def run(cfg: DictConfig) -> None:
     torch.set_num_threads(1)
     model = TrainedModel.load(cfg.ckpt_path, cfg.device, tta_shift=cfg.get("tta_shift"))
     app = create_app(model, int(cfg.top_k), int(float(cfg.max_upload_mb) * MB), int(cfg.workers))
+    print(describe_model(model.info()))
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: host={cfg.host} makes the page reachable from other machines; there is no login")
     uvicorn.run(app, host=cfg.host, port=int(cfg.port), log_level=cfg.log_level)

@@ -19,7 +19,8 @@ from hwr.data.base import CharDataModule
 from hwr.errors import HwrError
 from hwr.utils.config import flat_hparams
 from hwr.utils.resume import claim_run_dir, last_checkpoint, relaunch_argv
-from hwr.utils.run import build_trainer, finish_run, interruptible, log_hparams, scalar_metrics, start_run
+from hwr.utils.run import build_trainer, finish_run, interruptible, scalar_metrics, start_run
+from hwr.utils.tensorboard import log_hparams
 
 log = logging.getLogger("hwr")
 
@@ -66,7 +67,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     dm: CharDataModule = hydra.utils.instantiate(cfg.data)
     model = build_model(cfg.model, dm)
     trainer = build_trainer(cfg)
-    log_hparams(trainer.loggers, flat_hparams(cfg))
+    log_hparams(trainer.loggers, flat_hparams(cfg), dm.name, type(model.net).__name__)
 
     def record_interrupted() -> None:
         if trainer.global_rank == 0:

@@ -352,6 +352,8 @@ class CharDataModule(L.LightningDataModule, ABC):
         return (x - self.mean) / self.std
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if isinstance(batch, torch.Tensor):  # the model summary's example input: network-ready
+            return batch
         images, labels = batch
         training = self.trainer is not None and self.trainer.training
         return self.transform_batch(images, train=training), labels

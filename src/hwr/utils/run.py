@@ -1,5 +1,5 @@
-"""Run bookkeeping shared by train.py and eval.py: build the trainer, log hparams, write
-metrics.json, and turn user errors into one-line messages."""
+"""Run bookkeeping shared by train.py and eval.py: build the trainer, claim the run folder,
+write metrics.json and print the run's summary."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import rich
 import rich.table
 import torch
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
@@ -30,8 +29,10 @@ from hwr.errors import HwrError
 from hwr.report import TestReport
 from hwr.utils.config import print_config_tree
 from hwr.utils.resume import previous_run, remove_run
+from hwr.utils.tensorboard import end_hparams_session
 
 log = logging.getLogger("hwr")
+run_log = logging.getLogger("hwr.run")  # the run's log file only (log_to_run_file)
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -57,31 +58,6 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     return hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=instantiate_group(cfg.get("logger")) or False, **overrides
     )
-
-
-def log_hparams(loggers: list[Logger], params: Mapping[str, Any]) -> None:
-    """Record the run's hyperparameters for TensorBoard's HPARAMS tab.
-
-    Only the session-start record is written, no experiment record: TensorBoard then takes
-    the union of the hyperparameters of all runs under --logdir (an experiment record from
-    one run would impose its columns on every run) and shows the scalars each run logs
-    (val/acc_best, test/acc, ...) as metrics, so there is no placeholder hp_metric = -1.
-    """
-    if rank_zero_only.rank != 0:  # DDP ranks 1..N-1 log nothing
-        return
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            # Imported here: tensorboard (and the boto3 it pulls in when installed) costs 0.5 s
-            # of start-up that a run without a TensorBoard logger need not pay.
-            from torch.utils.tensorboard.summary import hparams as hparams_summary
-            from torch.utils.tensorboard.writer import FileWriter
-
-            _experiment, session_start, _end = hparams_summary(dict(params), {})
-            # its own events file in the logger's folder (TensorBoard reads every file there),
-            # through the public FileWriter rather than the SummaryWriter's private one
-            writer = FileWriter(logger.log_dir)
-            writer.add_summary(session_start)
-            writer.close()
 
 
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -117,6 +93,25 @@ def git_state() -> dict[str, Any]:
         return {}
 
 
+# Loggers whose records the run's log file (Hydra's `<run>/<task>.log`) also gets: Lightning's
+# (it stops them at its own terminal handler) and hwr's file-only one (epoch lines, the record).
+RUN_FILE_LOGGERS = ("lightning.pytorch", "lightning.fabric", "hwr.run")
+
+
+def log_to_run_file() -> None:
+    """Attach the root logger's file handlers (this job's log file) to RUN_FILE_LOGGERS, in
+    place of a previous multirun job's, so `train.log` holds more than an empty file."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    for name in RUN_FILE_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            logger.removeHandler(handler)  # a closed file would reopen and take this job's lines
+        for handler in files:
+            logger.addHandler(handler)
+        logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+    run_log.propagate = False  # the terminal shows the same in the progress bar and the table
+
+
 def start_run(cfg: DictConfig) -> Path:
     """Create the run folder, print the config tree and save it there with the git state
     (`git.json`, plus `git.diff` when the checkout has uncommitted changes); return the folder.
@@ -138,6 +133,7 @@ def start_run(cfg: DictConfig) -> Path:
         if found:
             remove_run(output_dir, keep=(".hydra",), logs=False)  # Hydra's and this run's own
     output_dir.mkdir(parents=True, exist_ok=True)
+    log_to_run_file()
     print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     state = git_state()
     if state:
@@ -194,10 +190,14 @@ def finish_run(
     facts = run_facts(cfg, data_name, model, started, status)
     record = {**metrics, **report_summary(trainer), **details, **facts}
     path = write_metrics(cfg.paths.output_dir, record)
+    end_hparams_session(trainer.loggers, record, cfg.get("objective"), trainer.global_step)
     print_metrics(
         record, title=f"{cfg.task_name}: {data_name} / {record['model']}", first=cfg.get("objective")
     )
     output_dir = Path(cfg.paths.output_dir)
+    numbers = {k: v for k, v in record.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    run_log.info("%s: %s", record["status"], " ".join(f"{k}={v:g}" for k, v in numbers.items()))
+    run_log.info("run record: %s", path)
     # plain print, not rich: a long path must stay one line a terminal can copy
     print(f"run record: {path}")
     if (output_dir / "report").is_dir():

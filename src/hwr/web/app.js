@@ -95,10 +95,9 @@ async function send(blob, name) {
   }
 }
 
-// Characters most fonts draw alike are named as well: a lone "l" could be I, l or 1.
-const LOOKALIKE = {
-  I: "capital i", l: "small L", 1: "one", O: "capital o", o: "small o", 0: "zero",
-};
+// Characters most fonts draw alike are named as well (a lone "l" could be I, l or 1): the
+// server's table (hwr.names) for this model's classes, from /api/info.
+let LOOKALIKE = {};
 
 function nameOf(label) {
   return LOOKALIKE[label] ? `${label} (${LOOKALIKE[label]})` : label;
@@ -185,6 +184,7 @@ $("upload").addEventListener("change", async () => {
 async function loadInfo() {
   try {
     const info = await (await fetch("/api/info")).json();
+    LOOKALIKE = info.lookalike_names || {};
     const accuracy = info.test_acc == null ? "not recorded" : `${(info.test_acc * 100).toFixed(1)}%`;
     $("info").textContent =
       `${info.model} trained on ${info.dataset}: ${info.num_classes} classes, test accuracy ${accuracy}`;

@@ -1,0 +1,97 @@
+"""TensorBoard's HPARAMS tab: one session per run, with the few metrics that decide between runs.
+
+TensorBoard lists as a session's metrics every scalar tag in the session's folder and below
+it, sorted by name, and ticks the first five: with the training curves in the same folder,
+`epoch` and `lr-AdamW` lead and the objective is hidden among 14. So the session lives in a
+folder of its own, named by data and model (`<logger dir>/mnist_MLP`: the trial's name in
+the tab), which holds only the run's objective and HPARAMS_METRICS, written when it ends.
+
+No experiment record is written: TensorBoard would take one run's record for every run under
+--logdir and hide the hyperparameters that only other runs have (an MLP's `hidden` beside a
+CNN's `channels`); without one it shows the union.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+# after the run's objective (val/acc_best for train.py, test/acc for eval.py)
+HPARAMS_METRICS = ("test/acc", "test/f1_macro", "train/loss", "train_time_s")
+MAX_METRICS = 5  # what the HPARAMS tab shows without unticking anything
+
+
+def _tensorboards(loggers: list[Logger]) -> list[TensorBoardLogger]:
+    return [lg for lg in loggers if isinstance(lg, TensorBoardLogger)] if rank_zero_only.rank == 0 else []
+
+
+def session_dir(logger: TensorBoardLogger, data: str, model: str) -> Path:
+    """The folder of a run's HPARAMS session: beside nothing but its own metrics."""
+    return Path(logger.log_dir) / f"{data}_{model}"
+
+
+def _write(folder: Path, *summaries: Any) -> None:
+    # Imported here: tensorboard (and the boto3 it pulls in when installed) costs 0.5 s of
+    # start-up that a run without a TensorBoard logger need not pay.
+    from torch.utils.tensorboard.writer import FileWriter
+
+    writer = FileWriter(str(folder))  # the public writer, a file of its own in that folder
+    for summary, step in summaries:
+        writer.add_summary(summary, step)
+    writer.close()
+
+
+def session_metrics(record: Mapping[str, Any], objective: str | None) -> dict[str, float]:
+    """The HPARAMS metrics of a run record: the objective first, then HPARAMS_METRICS, numbers only."""
+    keys = dict.fromkeys([k for k in (objective, *HPARAMS_METRICS) if k])
+    numbers = {k: record[k] for k in keys if isinstance(record.get(k), int | float)}
+    return {k: float(v) for k, v in list(numbers.items())[:MAX_METRICS]}
+
+
+def log_hparams(loggers: list[Logger], params: Mapping[str, Any], data: str, model: str) -> None:
+    """Start the run's HPARAMS session (`data`, `model`: its name) with its hyperparameters;
+    DDP ranks 1..N-1 log nothing. The same values go to the logger's hparams.yaml, which
+    stays empty otherwise."""
+    from torch.utils.tensorboard.summary import hparams
+
+    for logger in _tensorboards(loggers):
+        logger.log_hyperparams(dict(params))  # hparams.yaml only: default_hp_metric is off
+        _experiment, session_start, _end = hparams(dict(params), {})
+        _write(session_dir(logger, data, model), (session_start, None))
+
+
+def _session_end(status: str) -> Any:
+    """A session-end summary with the run's status (torch's `hparams` only writes success)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import api_pb2, metadata
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
+
+    code = {"completed": api_pb2.STATUS_SUCCESS, "failed": api_pb2.STATUS_FAILURE}.get(status)
+    info = SessionEndInfo(status=code or api_pb2.STATUS_UNKNOWN, end_time_secs=time.time())
+    content = HParamsPluginData(session_end_info=info, version=metadata.PLUGIN_DATA_VERSION)
+    plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=content.SerializeToString())
+    return Summary(
+        value=[Summary.Value(tag=metadata.SESSION_END_INFO_TAG, metadata=SummaryMetadata(plugin_data=plugin))]
+    )
+
+
+def end_hparams_session(
+    loggers: list[Logger], record: Mapping[str, Any], objective: str | None, step: int
+) -> None:
+    """Write the run's HPARAMS metrics at `step` and end its session (named by the record's data
+    and model): success when its status is completed, failure when failed, unknown otherwise
+    (interrupted, untrained)."""
+    from torch.utils.tensorboard.summary import scalar
+
+    metrics = session_metrics(record, objective)
+    for logger in _tensorboards(loggers):
+        _write(
+            session_dir(logger, record["data"], record["model"]),
+            *((scalar(name, value), step) for name, value in metrics.items()),
+            (_session_end(str(record.get("status"))), step),
+        )

@@ -1,0 +1,84 @@
+"""What the terminal and the run's files show: epochs from 1, real FLOPs, named look-alikes, no empty logs."""
+
+from __future__ import annotations
+
+import logging
+import string
+from types import SimpleNamespace
+
+from lightning.pytorch.utilities.model_summary import ModelSummary
+
+from hwr.callbacks import ProgressBar
+from hwr.classifier import Classifier
+from hwr.cli import NOISE_LOGS, remove_empty_logs
+from hwr.names import lookalike_names
+from hwr.predict import print_table
+from hwr.utils.tensorboard import session_metrics
+
+MLP = {"_target_": "hwr.models.mlp.MLP", "hidden": [16]}
+ADAM = {"_target_": "torch.optim.AdamW", "_partial_": True}
+
+
+def test_the_progress_bar_counts_epochs_from_one():
+    bar = ProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=3)  # what the Trainer sets when it attaches the bar
+    assert bar._get_train_description(0).strip() == "Epoch 1/3"
+    assert bar._get_train_description(2).strip() == "Epoch 3/3"
+
+
+def test_the_model_summary_counts_flops_and_sizes():
+    model = Classifier(net=MLP, optimizer=ADAM, input_shape=[1, 28, 28], num_classes=10)
+    summary = ModelSummary(model, max_depth=1)
+    assert summary.total_flops == 2 * (28 * 28 * 16 + 16 * 10)  # multiply-adds of the two layers
+    assert summary.in_sizes[0] == [1, 1, 28, 28] and summary.out_sizes[0] == [1, 10]
+    assert model.training  # the summary's forward pass ran in eval mode and left it as it was
+
+
+def test_fit_stopping_is_not_printed_into_the_progress_bar():
+    assert "`Trainer.fit` stopped:" in NOISE_LOGS  # printed mid-bar, it made the bar draw twice
+
+
+def test_prediction_tables_name_look_alike_characters(capsys):
+    rows = [
+        {"source": "a.png", "label": "l", "top": [{"label": "l", "prob": 0.6}, {"label": "1", "prob": 0.3}]}
+    ]
+    print_table(rows, "", lookalike_names(string.digits + string.ascii_letters))
+    printed = capsys.readouterr().out
+    assert "l (small L)" in printed and "1 (one) 0.300" in printed
+
+
+def test_hparams_metrics_lead_with_the_objective():
+    record = {
+        "test/acc": 0.9,
+        "val/acc_best": 0.95,
+        "train/loss": 0.1,
+        "train_time_s": 3,
+        "test/f1_macro": 0.8,
+    }
+    assert list(session_metrics(record, "val/acc_best")) == [
+        "val/acc_best", "test/acc", "test/f1_macro", "train/loss", "train_time_s",
+    ]  # fmt: skip
+    assert list(session_metrics(record, "test/acc")) == [
+        "test/acc",
+        "test/f1_macro",
+        "train/loss",
+        "train_time_s",
+    ]
+    assert session_metrics({"status": "failed"}, "val/acc_best") == {}
+
+
+def test_an_empty_job_log_is_removed_and_a_written_one_kept(tmp_path):
+    root = logging.getLogger()
+    empty, written = (
+        logging.FileHandler(tmp_path / "explore.log"),
+        logging.FileHandler(tmp_path / "train.log"),
+    )
+    written.emit(logging.makeLogRecord({"msg": "epoch 1/1"}))
+    root.addHandler(empty), root.addHandler(written)
+    try:
+        remove_empty_logs()
+    finally:
+        for handler in (empty, written):
+            root.removeHandler(handler)
+            handler.close()
+    assert not (tmp_path / "explore.log").exists() and "epoch 1/1" in (tmp_path / "train.log").read_text()
