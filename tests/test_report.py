@@ -10,8 +10,13 @@ import torch
 from conftest import make_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hwr.report import confused_pairs
+from hwr.report import TestOutputs as Outputs  # not collected as a test class
+from hwr.report import confused_pairs, print_pairs, write_report
+from hwr.report_figures import mistake_caption, plot_confusion, plot_mistakes, plot_per_class
 from hwr.train import train
+
+DIGITS = list("0123456789")
+CLASSES_62 = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 def test_confused_pairs_from_a_known_matrix():
@@ -80,6 +85,8 @@ def test_report_images_in_tensorboard(report_run):
     assert {"report/confusion_matrix", "report/per_class", "report/misclassified"} <= set(
         acc.Tags()["images"]
     )
+    assert "report/confusion_zoom" in acc.Tags()["images"]  # 47 classes: the zoom is logged too
+    assert acc.Images("report/confusion_matrix")[-1].step > 0  # at the run's last step, not 0
 
 
 def test_baselines_write_the_same_report(data_dir, tmp_path):
@@ -161,3 +168,117 @@ def test_explore_unknown_char_is_a_clear_error(data_dir, tmp_path):
     cfg = make_config("explore", ["data=mnist", "explore.chars=[5,S]"], data_dir, tmp_path / "x")
     with pytest.raises(HwrError, match=r"\['S'\] are not classes of mnist"):
         explore(cfg)
+
+
+# --- the figures, drawn from made-up numbers (no training) ------------------------------------
+
+
+def _scores(name: str, f1: float, support: int) -> dict:
+    return {"class": name, "precision": f1, "recall": f1, "f1": f1, "support": support}
+
+
+def _ticks(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_xticklabels()]
+
+
+def test_per_class_figure_sorts_worst_first_and_shows_supports():
+    rows = [_scores("0", 0.99, 980), _scores("1", 0.97, 1135), _scores("2", 0.985, 1032)]
+    fig = plot_per_class(rows)
+    ax = fig.axes[0]
+    assert _ticks(ax) == ["1\n1135", "2\n1032", "0\n980"]  # worst F1 first, support under the name
+    assert "worst F1 first" in ax.get_title()
+    bottom, top = ax.get_ylim()
+    assert 0.9 <= bottom < 0.97 and top >= 0.99  # MNIST-like scores: zoomed, not 0..1.05
+    assert "not 0" in ax.get_ylabel()  # ... and the axis says where it starts
+
+    many = [_scores(n, 1 - i / 100, 10 + i) for i, n in enumerate(CLASSES_62)]
+    shown = [tick for ax in plot_per_class(many).axes for tick in _ticks(ax)]
+    assert shown == [f"{r['class']}\n{r['support']}" for r in sorted(many, key=lambda r: r["f1"])]
+    assert shown[0] == "z\n71"
+
+
+def _matrix_with_one_error(c: int, per_class: int = 200) -> torch.Tensor:
+    matrix = torch.diag(torch.full((c,), per_class))
+    matrix[0, 0], matrix[0, 1] = per_class - 1, 1  # 1 error in 200 images of class 0
+    return matrix
+
+
+@pytest.mark.parametrize("names", [DIGITS, CLASSES_62], ids=["10", "62"])
+def test_confusion_matrix_one_error_in_200_is_visible(names):
+    im = plot_confusion(_matrix_with_one_error(len(names)), names).axes[0].images[0]
+    rgba = im.to_rgba(im.get_array())  # the colours drawn, empty cells included
+    error, empty, diagonal = rgba[0, 1, :3], rgba[0, 2, :3], rgba[1, 1, :3]
+    assert abs(empty - 1).max() < 0.01  # an empty cell is white
+    assert abs(error - empty).max() > 0.2  # one error in 200 is a visible colour, not near-white
+    assert abs(error - diagonal).max() > 0.2  # and not the colour of a correct row
+
+
+def test_class_ticks_are_upright_for_one_character_names():
+    from hwr.data.base import LabelledImages
+    from hwr.explore import class_histogram
+
+    fig = plot_confusion(_matrix_with_one_error(62), CLASSES_62)
+    ax = fig.axes[0]
+    assert _ticks(ax)[:62] == CLASSES_62  # then the same names again along the top
+    assert all(t.get_rotation() == 0 for t in ax.get_xticklabels() + ax.get_yticklabels())
+    assert "l (small L)" in [t.get_text() for t in ax.get_yticklabels()]  # rows name look-alikes
+    per_class = plot_per_class([_scores(n, 0.5, 3) for n in CLASSES_62])
+    assert all(t.get_rotation() == 0 for ax in per_class.axes for t in ax.get_xticklabels())
+    data = LabelledImages(torch.zeros(62, 4, 4, dtype=torch.uint8), torch.arange(62))
+    histogram = class_histogram({"train": data}, CLASSES_62).axes[0]
+    assert _ticks(histogram) == CLASSES_62
+    assert all(t.get_rotation() == 0 for t in histogram.get_xticklabels())
+
+
+def _outputs(names: list[str], true: str, pred: str, n: int = 40) -> Outputs:
+    """`n` test images of class names[k % c], all right but one `true` image taken for `pred`."""
+    targets = torch.arange(n) % len(names)
+    targets[0] = names.index(true)
+    probs = torch.nn.functional.one_hot(targets, len(names)).float() * 0.9 + 0.1 / len(names)
+    probs[0] = probs[0].roll(names.index(pred) - names.index(true))
+    return Outputs(probs, targets, torch.zeros(1, 1, 8, 8), torch.tensor([0]))
+
+
+def test_mistake_captions_and_pairs_name_lookalikes(capsys):
+    from hwr.names import lookalike_names
+
+    fig = plot_mistakes(_outputs(CLASSES_62, "I", "l"), CLASSES_62)
+    caption = fig.axes[0].get_title()
+    assert "I (capital i)" in caption and "l (small L)" in caption and "p=0.9" in caption
+    assert mistake_caption("1", "7", 0.5, lookalike_names(DIGITS)) == "1 → 7 (p=0.50)"  # digits: bare
+
+    print_pairs([{"true": "I", "predicted": "l", "count": 3, "share": 0.1}], CLASSES_62)
+    out = capsys.readouterr().out
+    assert "capital i" in out and "small L" in out
+    print_pairs([{"true": "1", "predicted": "7", "count": 3, "share": 0.1}], DIGITS)
+    assert "(one)" not in capsys.readouterr().out
+
+
+def test_write_report_logs_images_at_the_given_step(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    names = CLASSES_62[:25]  # > 20 classes: the zoom on the most-confused ones is written too
+    logger = TensorBoardLogger(str(tmp_path), name="tb", version="")
+    write_report(_outputs(names, "I", "1"), names, tmp_path, [logger], step=37)
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    for tag in ("confusion_matrix", "confusion_zoom", "per_class", "misclassified"):
+        (event,) = acc.Images(f"report/{tag}")
+        assert event.step == 37, tag
+        assert (tmp_path / "report" / f"{tag}.png").is_file()
+    assert acc.Images("report/confusion_matrix")[0].width > 800  # 25 classes at full size
+    rows = _read(tmp_path / "report" / "per_class.csv", dicts=True)
+    assert [r["class"] for r in rows] == names  # the CSV keeps class order and bare labels
+    assert _read(tmp_path / "report" / "confusions.csv", dicts=True)[0]["true"] == "I"
+
+
+def test_explore_augmentation_figure_says_when_there_is_none():
+    from hwr.data.augment import AugmentConfig
+    from hwr.explore import augmentation_figure
+
+    sample, gen = torch.randint(0, 255, (16, 28, 28), dtype=torch.uint8), torch.Generator().manual_seed(0)
+    off = augmentation_figure(sample, AugmentConfig(), gen)
+    assert "no augmentation configured" in off.get_suptitle()
+    assert sum(len(ax.images) for ax in off.axes) == 16  # one row: no identical "after" row
+    on = augmentation_figure(sample, AugmentConfig(shift=3), gen)
+    assert "shift ±3 px" in on.get_suptitle() and sum(len(ax.images) for ax in on.axes) == 32

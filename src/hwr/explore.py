@@ -2,14 +2,15 @@
 
 Writes to `outputs/explore/<data>/` and to TensorBoard: class histograms per split, a sample
 grid per class, chosen characters side by side, mean image per class, the mean-pixel
-profile, a summary table, and the configured augmentation before/after.
+profile, a summary table, and the configured augmentation before/after (or a line saying
+that none is configured).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 import rich
@@ -19,18 +20,33 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from hwr.cli import hydra_main
-from hwr.data.augment import random_affine
+from hwr.data.augment import AugmentConfig, random_affine
 from hwr.data.base import CharDataModule, LabelledImages
 from hwr.errors import HwrError
-from hwr.report import new_figure
+from hwr.names import labelled, lookalike_names
+from hwr.report_figures import class_ticks, new_figure
 from hwr.utils.run import start_run
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger("hwr")
 
 
-def image_grid(images: torch.Tensor, rows: int, cols: int, titles: list[str] | None = None, size=1.1):
-    """A figure with images [N, H, W] (uint8 or float) on a rows x cols grid."""
-    fig = new_figure(figsize=(cols * size, rows * size * (1.25 if titles else 1)))
+def image_grid(
+    images: torch.Tensor,
+    rows: int,
+    cols: int,
+    titles: list[str] | None = None,
+    size: float = 1.1,
+    row_labels: list[str] | None = None,
+) -> Figure:
+    """A figure with images [N, H, W] (uint8 or float) on a rows x cols grid; `titles` above
+    single images, `row_labels` left of each row (one name per row reads better than the
+    same name over every image of it)."""
+    fig = new_figure(
+        figsize=(cols * size + (0.9 if row_labels else 0), rows * size * (1.25 if titles else 1))
+    )
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -39,38 +55,70 @@ def image_grid(images: torch.Tensor, rows: int, cols: int, titles: list[str] | N
             image.float().numpy(), cmap="gray", vmin=0, vmax=255 if image.dtype == torch.uint8 else None
         )
         if titles:
-            ax.set_title(titles[i], fontsize=8)
+            ax.set_title(titles[i], fontsize=7, family="monospace")
+    for ax, label in zip(axes[:, 0], row_labels or [], strict=False):
+        ax.text(
+            -0.15, 0.5, label, transform=ax.transAxes, ha="right", va="center", fontsize=9, family="monospace"
+        )
     fig.tight_layout()
     return fig
 
 
-def class_histogram(parts: dict[str, LabelledImages], names: list[str]):
+def class_histogram(parts: dict[str, LabelledImages], names: list[str]) -> Figure:
+    """Images per class, one bar per split, legend above the bars (not over them)."""
     c = len(names)
-    fig = new_figure(figsize=(max(6.0, 0.3 * c + 2), 4))
+    fig = new_figure(figsize=(max(6.0, 0.3 * c + 2), 4), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / len(parts)
     for k, (part, data) in enumerate(parts.items()):
         counts = torch.bincount(data.labels, minlength=c).numpy()
         ax.bar([i + (k - (len(parts) - 1) / 2) * width for i in range(c)], counts, width=width, label=part)
-    ax.set_xticks(range(c), names, fontsize=8 if c > 20 else 10)
+    class_ticks(ax, "x", names)
+    ax.set_xlim(-0.6, c - 0.4)
     ax.set_ylabel("images")
-    ax.legend()
-    ax.set_title("images per class")
-    fig.tight_layout()
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(parts), frameon=False)
+    ax.set_title("images per class", pad=22)
     return fig
 
 
-def per_class_samples(data: LabelledImages, names: list[str], per_class: int, gen: torch.Generator):
-    """`per_class` random images of every class, one row per class, titled with the class."""
-    picks, titles = [], []
-    for c, name in enumerate(names):
+def per_class_samples(data: LabelledImages, names: list[str], per_class: int, gen: torch.Generator) -> Figure:
+    """`per_class` random images of every class, one row per class, the class named on its left."""
+    picks = []
+    for c in range(len(names)):
         members = torch.nonzero(data.labels == c).flatten()
         chosen = members[torch.randperm(len(members), generator=gen)[:per_class]]
         picks.append(data.images[chosen])
-        titles += [name] * len(chosen) + [""] * (per_class - len(chosen))
         if len(chosen) < per_class:
             picks.append(torch.zeros(per_class - len(chosen), *data.images.shape[1:], dtype=torch.uint8))
-    return image_grid(torch.cat(picks), len(names), per_class, titles, size=0.8)
+    lookalikes = lookalike_names(names)
+    labels = [labelled(name, lookalikes) for name in names]
+    return image_grid(torch.cat(picks), len(names), per_class, size=0.8, row_labels=labels)
+
+
+def augmentation_figure(sample: torch.Tensor, augment: AugmentConfig, gen: torch.Generator) -> Figure:
+    """`sample` [N, H, W] before and after the configured augmentation; with none configured,
+    one row and a line saying so (two identical rows would look like a broken augmentation)."""
+    n = len(sample)
+    if not augment.enabled:
+        fig = image_grid(sample, 1, n, size=0.9)
+        fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() + 0.6)  # room for the two lines
+        fig.suptitle(
+            "no augmentation configured (set data.augment.rotate/shift/scale/elastic, "
+            "e.g. data.augment.shift=3)\ntraining images as they are:",
+            fontsize=9,
+        )
+        fig.tight_layout()
+        return fig
+    augmented = random_affine(sample.unsqueeze(1).float(), augment, gen)[:, 0]
+    fig = image_grid(torch.cat([sample.float(), augmented]), 2, n, size=0.9, row_labels=["before", "after"])
+    fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() + 0.3)
+    ranges = {"shift": "±{:g} px", "rotate": "±{:g}°", "scale": "±{:g}", "elastic": "{:g} px"}
+    on = ", ".join(
+        f"{k} {fmt.format(getattr(augment, k))}" for k, fmt in ranges.items() if getattr(augment, k)
+    )
+    fig.suptitle(f"augmentation ({on}): each image before and after one random draw", fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 def summary(parts: dict[str, LabelledImages], dm: CharDataModule) -> dict[str, Any]:
@@ -130,11 +178,12 @@ def explore(cfg: DictConfig) -> dict[str, Any]:
         for ch in chars:
             members = torch.nonzero(main_part.labels == names.index(ch)).flatten()
             picks.append(main_part.images[members[torch.randperm(len(members), generator=gen)[:n]]])
+        m = max(len(p) for p in picks)  # a class with fewer images is padded: rows stay rows
         figures["chars"] = image_grid(
-            torch.cat(picks),
+            torch.cat([torch.cat([p, torch.zeros(m - len(p), *p.shape[1:], dtype=p.dtype)]) for p in picks]),
             len(chars),
-            max(len(p) for p in picks),
-            [c for c, p in zip(chars, picks, strict=True) for _ in range(len(p))],
+            m,
+            row_labels=[labelled(ch, lookalike_names(names)) for ch in chars],
         )
 
     means = torch.stack(
@@ -146,21 +195,19 @@ def explore(cfg: DictConfig) -> dict[str, Any]:
         ]
     )
     cols = min(16, len(names))
-    figures["mean_per_class"] = image_grid(means, (len(names) + cols - 1) // cols, cols, names)
-    fig = new_figure(figsize=(8, 3))
+    lookalikes = lookalike_names(names)
+    titles = [labelled(name, lookalikes) for name in names]
+    figures["mean_per_class"] = image_grid(means, (len(names) + cols - 1) // cols, cols, titles)
+    fig = new_figure(figsize=(max(8.0, 0.2 * len(names) + 2), 3), layout="constrained")
     ax = fig.subplots()
     ax.plot((means / 255).mean(dim=(1, 2)).numpy(), marker="o")
-    ax.set_xticks(range(len(names)), names, fontsize=8 if len(names) > 20 else 10)
+    class_ticks(ax, "x", names)
     ax.set_ylabel("mean pixel")
     ax.set_title("mean pixel value per class (ink coverage)")
-    fig.tight_layout()
     figures["mean_pixel_profile"] = fig
 
     sample = main_part.images[torch.randperm(len(main_part), generator=gen)[:16]]
-    augmented = random_affine(sample.unsqueeze(1).float(), dm.augment, gen)[:, 0]
-    figures["augmentation"] = image_grid(
-        torch.cat([sample.float(), augmented]), 2, 16, ["before"] * 16 + ["after"] * 16, size=0.9
-    )
+    figures["augmentation"] = augmentation_figure(sample, dm.augment, gen)
 
     logger = TensorBoardLogger(str(output_dir), name="tensorboard", version="")
     for name, figure in figures.items():

@@ -2,7 +2,7 @@
 
 `TestReport`, a callback that train.py and eval.py add to their Trainer, keeps the one pass
 of test predictions, so nothing is predicted twice, and writes the report when testing ends:
-files under `<run_dir>/report/` and images in TensorBoard.
+files under `<run_dir>/report/` and the same images in TensorBoard, at the run's last step.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
 import rich
 import rich.table
 import torch
@@ -24,22 +25,11 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-
-def new_figure(**kwargs: Any) -> Figure:
-    """A matplotlib Figure drawn off-screen (Agg), without pyplot: no window, no global backend
-    switch (a notebook that imports hwr keeps its own), and matplotlib is imported only here,
-    when a report is drawn, not by every process that imports hwr."""
-    from matplotlib.figure import Figure
-
-    return Figure(**kwargs)
-
+from hwr.names import labelled, lookalike_names
+from hwr.report_figures import plot_confusion, plot_confusion_zoom, plot_mistakes, plot_per_class
 
 TOP_PAIRS = 20
 MAX_MISTAKES = 512  # mistakes whose images the test pass keeps
-SHOWN_MISTAKES = 64  # the most confident of them go in the grid
 
 
 @dataclass
@@ -54,7 +44,8 @@ class TestOutputs:
 
 
 def per_class_table(probs: torch.Tensor, targets: torch.Tensor, names: list[str]) -> list[dict[str, Any]]:
-    """Precision, recall, F1 and support of every class."""
+    """Precision, recall, F1 and support of every class, in class order (the order of
+    confusion_matrix.csv, so runs diff line by line); `plot_per_class` sorts by F1."""
     c = len(names)
     scores = {
         "precision": multiclass_precision(probs, targets, c, average=None),
@@ -95,68 +86,6 @@ def summary_metrics(probs: torch.Tensor, targets: torch.Tensor, c: int) -> dict[
     return out
 
 
-def plot_confusion(matrix: torch.Tensor, names: list[str]) -> Figure:
-    """Row-normalised confusion matrix; the figure grows with the class count to stay legible."""
-    c = len(names)
-    norm = matrix.float() / matrix.sum(dim=1, keepdim=True).clamp(min=1)
-    side = max(5.0, 0.28 * c + 2)
-    fig = new_figure(figsize=(side, side))
-    ax = fig.subplots()
-    im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(c), names, fontsize=8 if c > 20 else 10, rotation=90 if c > 20 else 0)
-    ax.set_yticks(range(c), names, fontsize=8 if c > 20 else 10)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if c <= 20:
-        for i in range(c):
-            for j in range(c):
-                if norm[i, j] >= 0.01:
-                    color = "white" if norm[i, j] > 0.5 else "black"
-                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7, color=color)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_title("confusion matrix (rows: share of the true class)")
-    fig.tight_layout()
-    return fig
-
-
-def plot_per_class(rows: list[dict[str, Any]]) -> Figure:
-    """Bar chart of per-class precision, recall and F1."""
-    c = len(rows)
-    fig = new_figure(figsize=(max(6.0, 0.3 * c + 2), 4))
-    ax = fig.subplots()
-    x = torch.arange(c).float()
-    for k, (key, color) in enumerate((("precision", "#4c72b0"), ("recall", "#dd8452"), ("f1", "#55a868"))):
-        ax.bar((x + (k - 1) * 0.27).numpy(), [r[key] for r in rows], width=0.27, label=key, color=color)
-    ax.set_xticks(range(c), [r["class"] for r in rows], fontsize=8 if c > 20 else 10)
-    ax.set_ylim(0, 1.05)
-    ax.legend(loc="lower right")
-    ax.set_title("per-class scores on the test set")
-    fig.tight_layout()
-    return fig
-
-
-def plot_mistakes(outputs: TestOutputs, names: list[str]) -> Figure:
-    """Grid of the most confident misclassified test images, labelled 'true → pred (p=0.83)'."""
-    confidence = outputs.probs[outputs.mistake_index].amax(dim=1) if len(outputs.mistake_index) else None
-    order = torch.argsort(confidence, descending=True)[:SHOWN_MISTAKES] if confidence is not None else []
-    images, positions = outputs.mistake_images[order], outputs.mistake_index[order]
-    n = len(positions)
-    cols = 8
-    rows = max(1, (n + cols - 1) // cols)
-    fig = new_figure(figsize=(cols * 1.4, rows * 1.6))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, i in zip(axes.flat, images, positions.tolist(), strict=False):
-        p = outputs.probs[i]
-        pred = int(p.argmax())
-        ax.imshow(image[0].numpy(), cmap="gray")
-        ax.set_title(f"{names[int(outputs.targets[i])]} → {names[pred]} (p={p[pred]:.2f})", fontsize=7)
-    fig.suptitle(f"{n} most confident mistakes" if n else "no misclassified test images")
-    fig.tight_layout()
-    return fig
-
-
 def _write_csv(path: Path, rows: list[dict[str, Any]], header: list[str]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header)
@@ -165,10 +94,14 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], header: list[str]) -> Non
 
 
 def write_report(
-    outputs: TestOutputs, names: list[str], output_dir: str | Path, loggers: list[Logger] = ()
+    outputs: TestOutputs, names: list[str], output_dir: str | Path, loggers: list[Logger] = (), step: int = 0
 ) -> dict[str, float]:
-    """Write the report files to `<output_dir>/report/`, log the figures to TensorBoard,
-    print the confused pairs; return the summary metrics for metrics.json."""
+    """Write the report files to `<output_dir>/report/`, log the figures to TensorBoard at
+    `step` (the run's last global step), print the confused pairs; return the summary
+    metrics for metrics.json. CSV files keep bare class labels; people-facing text names
+    look-alikes."""
+    from PIL import Image
+
     folder = Path(output_dir) / "report"
     folder.mkdir(parents=True, exist_ok=True)
     c = len(names)
@@ -184,28 +117,37 @@ def write_report(
 
     figures = {
         "confusion_matrix": plot_confusion(matrix, names),
+        "confusion_zoom": plot_confusion_zoom(matrix, names, pairs) if c > 20 else None,
         "per_class": plot_per_class(table),
         "misclassified": plot_mistakes(outputs, names),
     }
     tensorboards = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
     for name, fig in figures.items():
-        fig.savefig(folder / f"{name}.png", dpi=110)
+        if fig is None:
+            continue
+        fig.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight")
+        # TensorBoard gets the saved PNG itself: the same pixels, margins trimmed, full size
+        # (add_figure would redraw it untrimmed at the figure's own dpi)
+        image = np.asarray(Image.open(folder / f"{name}.png").convert("RGB"))
         for logger in tensorboards:
-            logger.experiment.add_figure(f"report/{name}", fig, close=False)
+            logger.experiment.add_image(f"report/{name}", image, global_step=step, dataformats="HWC")
     for logger in tensorboards:
         logger.experiment.flush()
 
-    print_pairs(pairs)
+    print_pairs(pairs, names)
     return summary_metrics(outputs.probs, outputs.targets, c)
 
 
-def print_pairs(pairs: list[dict[str, Any]]) -> None:
-    """The most-confused pairs as a table."""
+def print_pairs(pairs: list[dict[str, Any]], classes: list[str] | None = None) -> None:
+    """The most-confused pairs as a table, look-alike labels named ("l (small L)") among
+    `classes` (default: the labels in `pairs`)."""
+    names = lookalike_names(classes or [row[k] for row in pairs for k in ("true", "predicted")])
     table = rich.table.Table(title=f"most confused pairs (top {TOP_PAIRS})")
     for column in ("true", "predicted", "count", "share of true class"):
         table.add_column(column, justify="right" if column != "true" else "left")
     for row in pairs:
-        table.add_row(row["true"], row["predicted"], str(row["count"]), f"{row['share']:.1%}")
+        true, pred = labelled(row["true"], names), labelled(row["predicted"], names)
+        table.add_row(true, pred, str(row["count"]), f"{row['share']:.1%}")
     rich.print(table)
 
 
@@ -262,4 +204,7 @@ class TestReport(Callback):
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.is_global_zero and self.outputs is not None:
-            self.metrics = write_report(self.outputs, pl_module.class_names, self.output_dir, trainer.loggers)
+            step = trainer.global_step  # TensorBoard shows the report beside the run's last scalars
+            self.metrics = write_report(
+                self.outputs, pl_module.class_names, self.output_dir, trainer.loggers, step
+            )
