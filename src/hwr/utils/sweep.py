@@ -4,7 +4,6 @@ a summary table (`summary.md`, `summary.csv` in the sweep folder)."""
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,10 @@ def run_task(cfg: DictConfig, task: Callable[[DictConfig], dict[str, Any]], obje
     """Run `task` and return its `objective` metric.
 
     In a multirun, an exception does not stop the sweep: the job's folder gets a
-    metrics.json with `status: failed` and the error, and the job returns NaN (Optuna records
-    a failed trial; the summary lists the row). A single run raises as usual.
+    metrics.json with `status: failed` and the error, and the job returns None, as it does
+    when the metric is missing: Optuna records a failed trial (a NaN would be told as a
+    completed one, which optuna refuses, ending the study), the summary lists the row. A
+    single run raises as usual.
     """
     if not in_multirun():
         return task(cfg).get(objective)
@@ -54,8 +55,8 @@ def run_task(cfg: DictConfig, task: Callable[[DictConfig], dict[str, Any]], obje
         failed = {"status": "failed", "error": message, "task": cfg.get("task_name")}
         failed.update(overrides=hydra_overrides(), output_dir=str(cfg.paths.output_dir))
         write_metrics(cfg.paths.output_dir, failed)
-        return math.nan
-    return math.nan if value is None else float(value)
+        return None
+    return None if value is None else float(value)
 
 
 class SweepSummary(Callback):
