@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -189,3 +190,47 @@ def english_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
         "trainer.max_epochs=8",
     ]
     return out, train(make_config("train", overrides, data_dir, out))
+
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking switches Chromium's own connections are refused on a closed
+# network and page loads stall; the rest keep a CI run headless and quiet.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium under Playwright (skips when either is missing)."""
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium to run the browser tests")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as playwright:
+        executable = shutil.which("chromium") or CHROMIUM
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        except sync_api.Error as e:
+            pytest.skip(f"{executable} does not start under Playwright: {str(e).splitlines()[0]}")
+        yield browser
+        browser.close()
+
+
+def screenshot(page, name: str, folder: Path, **options) -> Path:
+    """Save a screenshot of `page` as `folder/name` and, when HWR_SCREENSHOTS names a folder
+    (docs/img when the docs' pictures are refreshed), a copy there; return the first path."""
+    path = folder / name
+    page.screenshot(path=str(path), **options)
+    assert path.stat().st_size > 5_000, f"{name} looks empty"
+    if os.environ.get("HWR_SCREENSHOTS"):
+        target = Path(os.environ["HWR_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / name)
+    return path

@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import socket
 import string
 import struct
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, make_config, needs_real_data
+from conftest import ROOT, make_config, needs_real_data, screenshot
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
@@ -31,19 +30,6 @@ from hwr.inference import TrainedModel
 from hwr.names import lookalike_names
 from hwr.serve import create_app, describe_model, predict_upload, run
 
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking switches Chromium's own connections are refused on a closed
-# network and page loads stall; the rest keep a CI run headless and quiet.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SEVEN = [(80, 60), (200, 60), (120, 230)]
 
 
@@ -335,21 +321,6 @@ def test_load_test_script_smoke(live_url):
 # --- the page in a real headless Chromium ---------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium to run the browser tests")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as playwright:
-        executable = shutil.which("chromium") or CHROMIUM
-        try:
-            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        except sync_api.Error as e:
-            pytest.skip(f"{executable} does not start under Playwright: {str(e).splitlines()[0]}")
-        yield browser
-        browser.close()
-
-
 def draw(page, points, steps: int = 8) -> None:
     """One mouse stroke through `points` (canvas CSS pixels)."""
     box = page.locator("#canvas").bounding_box()
@@ -417,6 +388,34 @@ def test_a_click_leaves_a_dot(browser, live_url):
     page.mouse.click(box["x"] + 140, box["y"] + 140)
     wait_for_label(page)
     assert ink(page) > 50  # a disc of the pen's width (a zero-length line draws nothing)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def shown_url(predictor, one_thread):
+    """The page the screenshot shows: HWR_SCREENSHOT_CKPT's model when set (docs/img uses a
+    real 62-class one), else the fixture's."""
+    ckpt = os.environ.get("HWR_SCREENSHOT_CKPT")
+    server, thread, url = serve_in_thread(TrainedModel.load(ckpt, "cpu") if ckpt else predictor)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow  # starts processes
+def test_screenshot_of_the_page_after_drawing_an_i(browser, shown_url, tmp_path):
+    """docs/img/page_i.png: a stem and a tapped dot, the prediction and the top 5."""
+    page = browser.new_page(viewport={"width": 940, "height": 480})
+    page.goto(shown_url)
+    page.wait_for_function("document.getElementById('info').textContent.includes('trained on')")
+    draw(page, [(140, 120), (140, 235)])
+    wait_for_label(page)
+    box = page.locator("#canvas").bounding_box()
+    with page.expect_response("**/api/predict"):  # the prediction of stem and dot together
+        page.mouse.click(box["x"] + 140, box["y"] + 70)
+    page.wait_for_function("document.querySelectorAll('#bars li').length > 1")
+    assert ink(page) > 500 and page.get_attribute("#seen", "src").startswith("data:image/png")
+    screenshot(page, "page_i.png", tmp_path, full_page=True)
     page.close()
 
 

@@ -3,8 +3,9 @@
 TensorBoard lists as a session's metrics every scalar tag in the session's folder and below
 it, sorted by name, and ticks the first five: with the training curves in the same folder,
 `epoch` and `lr-AdamW` lead and the objective is hidden among 14. So the session lives in a
-folder of its own, named by data and model (`<logger dir>/mnist_MLP`: the trial's name in
-the tab), which holds only the run's objective and HPARAMS_METRICS, written when it ends.
+folder of its own, named by data and model (`<logger dir>/mnist_MLP`), which holds only the
+run's objective and HPARAMS_METRICS, written when it ends (`session_metrics`). The trial's name in the table
+(`trial_name`) leads with what tells runs apart, as the table cuts it to ~16 characters.
 
 No experiment record is written: TensorBoard would take one run's record for every run under
 --logdir and hide the hyperparameters that only other runs have (an MLP's `hidden` beside a
@@ -13,6 +14,7 @@ CNN's `channels`); without one it shows the union.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +37,16 @@ def session_dir(logger: TensorBoardLogger, data: str, model: str) -> Path:
     return Path(logger.log_dir) / f"{data}_{model}"
 
 
+def trial_name(run_dir: Path, data: str, model: str) -> str:
+    """The trial's name in the HPARAMS table: what tells runs apart first (the time of a
+    timestamped run folder, else the folder's name: a job number, trial_007), then data and
+    model, then the folder itself. The table shows about 16 characters of it, and the folder
+    keeps it unique (TensorBoard merges trials of the same name into one row)."""
+    stamp = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)_(\d\d)-(\d\d)-(\d\d)(.*)", run_dir.name)
+    lead = f"{stamp[4]}:{stamp[5]}:{stamp[6]} {stamp[2]}-{stamp[3]}{stamp[7]}" if stamp else run_dir.name
+    return f"{lead} · {data}_{model} · {run_dir}"
+
+
 def _write(folder: Path, *summaries: Any) -> None:
     # Imported here: tensorboard (and the boto3 it pulls in when installed) costs 0.5 s of
     # start-up that a run without a TensorBoard logger need not pay.
@@ -47,21 +59,29 @@ def _write(folder: Path, *summaries: Any) -> None:
 
 
 def session_metrics(record: Mapping[str, Any], objective: str | None) -> dict[str, float]:
-    """The HPARAMS metrics of a run record: the objective first, then HPARAMS_METRICS, numbers only."""
+    """The HPARAMS metrics of a run record, numbers only: the objective as
+    `objective (val/acc_best)` (the tab sorts columns by name: this one comes first), then
+    HPARAMS_METRICS."""
     keys = dict.fromkeys([k for k in (objective, *HPARAMS_METRICS) if k])
-    numbers = {k: record[k] for k in keys if isinstance(record.get(k), int | float)}
-    return {k: float(v) for k, v in list(numbers.items())[:MAX_METRICS]}
+    numbers = {k: float(record[k]) for k in keys if isinstance(record.get(k), int | float)}
+    named = {(f"objective ({k})" if k == objective else k): v for k, v in numbers.items()}
+    return dict(list(named.items())[:MAX_METRICS])
 
 
 def log_hparams(loggers: list[Logger], params: Mapping[str, Any], data: str, model: str) -> None:
     """Start the run's HPARAMS session (`data`, `model`: its name) with its hyperparameters;
     DDP ranks 1..N-1 log nothing. The same values go to the logger's hparams.yaml, which
     stays empty otherwise."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
     from torch.utils.tensorboard.summary import hparams
 
     for logger in _tensorboards(loggers):
         logger.log_hyperparams(dict(params))  # hparams.yaml only: default_hp_metric is off
         _experiment, session_start, _end = hparams(dict(params), {})
+        plugin = session_start.value[0].metadata.plugin_data
+        content = HParamsPluginData.FromString(plugin.content)
+        content.session_start_info.group_name = trial_name(Path(logger.save_dir), data, model)
+        plugin.content = content.SerializeToString()
         _write(session_dir(logger, data, model), (session_start, None))
 
 

@@ -1,0 +1,95 @@
+"""TensorBoard as a user sees it, in headless Chromium: the HPARAMS tab and a 62-class report.
+
+Each test saves a screenshot (docs/img's pictures, when HWR_SCREENSHOTS=docs/img is set).
+HWR_SCREENSHOT_LOGDIR shows real runs instead of the two tiny ones trained here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import make_config, screenshot
+
+from hwr.train import train
+
+TINY = [
+    "model=mlp",
+    "trainer.max_epochs=2",
+    "++trainer.limit_train_batches=4",
+    "++trainer.limit_val_batches=1",
+]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def logdir(data_dir, tmp_path_factory) -> Path:
+    """Two short runs that differ in their learning rate (or HWR_SCREENSHOT_LOGDIR's runs)."""
+    if os.environ.get("HWR_SCREENSHOT_LOGDIR"):
+        return Path(os.environ["HWR_SCREENSHOT_LOGDIR"])
+    runs = tmp_path_factory.mktemp("runs")
+    for name, lr in (("lr_0.001", 0.001), ("lr_0.01", 0.01)):
+        train(make_config("train", [*TINY, f"model.optimizer.lr={lr}"], data_dir, runs / name))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def tensorboard_url(logdir):
+    """`tensorboard --logdir <logdir>` on a free loopback port."""
+    pytest.importorskip("tensorboard")
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        f"--logdir={logdir}",
+        f"--port={port}",
+        "--host=127.0.0.1",
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "tensorboard did not start in 60 s"
+            time.sleep(0.5)
+    yield url
+    server.terminate()
+    server.wait(timeout=20)
+
+
+@pytest.mark.slow  # starts processes
+def test_hparams_tab_shows_the_objective_among_its_ticked_metrics(browser, logdir, tensorboard_url, tmp_path):
+    page = browser.new_page(viewport={"width": 1900, "height": 560})
+    page.goto(f"{tensorboard_url}/#hparams")
+    page.get_by_text("objective (val/acc_best)").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(2000)  # the table fills in after the columns
+    shown = screenshot(page, "tensorboard_hparams.png", tmp_path)
+
+    def visible(text: str) -> bool:  # locators see into TensorBoard's shadow DOM; inner_text does not
+        return any(item.is_visible() for item in page.get_by_text(text, exact=True).all())
+
+    for metric in ("objective (val/acc_best)", "test/acc", "test/f1_macro", "train/loss", "train_time_s"):
+        assert visible(metric), f"{metric} is not shown in {shown}"
+    assert not visible("lr-AdamW") and not visible("val/acc_top5")  # curves are not trial metrics
+    if not os.environ.get("HWR_SCREENSHOT_LOGDIR"):  # the trials lead with their folders' names
+        assert visible(f"lr_0.001 · mnist_MLP · {logdir / 'lr_0.001'}") and visible(
+            f"lr_0.01 · mnist_MLP · {logdir / 'lr_0.01'}"
+        )
+    page.close()
