@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from hwr.report import TestOutputs
 
 SHOWN_MISTAKES = 64  # the most confident mistakes go in the grid
-ZOOM_CLASSES = 12  # classes of the most-confused pairs in the zoomed matrix of a large class list
+ZOOM_CLASSES = 8  # classes of the most-confused pairs in the zoomed matrix of a large class list
 PANEL_CLASSES = 32  # classes per panel of the per-class figure
 
 
@@ -53,13 +53,16 @@ def _log_floor(share: torch.Tensor) -> float:
     return min(0.01, 0.5 * float(nonzero.min())) if len(nonzero) else 0.01
 
 
-def _draw_matrix(fig: Figure, counts: torch.Tensor, share: torch.Tensor, names: list[str], vmin: float):
+def _draw_matrix(
+    fig: Figure, counts: torch.Tensor, share: torch.Tensor, names: list[str], vmin: float, card: bool = False
+):
     """Draw `share` (row shares of the true class) on a log colour scale, empty cells white.
 
     On a linear scale an MNIST error (1 image in 1000) is as pale as no error at all; on a log
     scale down to `vmin` every error is a visible blue, and the palest blue used is kept well
     away from the white of an empty cell. Counts are written in the cells while they fit
-    (<= 20 classes); rows are named with look-alikes spelled out ("l (small L)")."""
+    (<= 20 classes); rows are named with look-alikes spelled out ("l (small L)"). `card`: large
+    type for a small figure that TensorBoard's ~300 px image card shows unscaled enough to read."""
     from matplotlib import colormaps
     from matplotlib.colors import ListedColormap, LogNorm
     from matplotlib.ticker import FuncFormatter, LogLocator
@@ -70,8 +73,8 @@ def _draw_matrix(fig: Figure, counts: torch.Tensor, share: torch.Tensor, names: 
     norm = LogNorm(vmin=vmin, vmax=1.0)
     ax = fig.subplots()
     im = ax.imshow(np.ma.masked_equal(share.numpy(), 0), cmap=cmap, norm=norm, interpolation="nearest")
-    class_ticks(ax, "x", names)
-    class_ticks(ax, "y", [labelled(name, lookalikes) for name in names])
+    class_ticks(ax, "x", names, fontsize=12 if card else None)
+    class_ticks(ax, "y", [labelled(name, lookalikes) for name in names], fontsize=11 if card else None)
     if c > 20:  # a long row is easier to follow with its name at both ends
         ax.tick_params(labeltop=True, labelright=True, top=True, right=True)
     ax.set_xticks(np.arange(c + 1) - 0.5, minor=True)
@@ -83,14 +86,19 @@ def _draw_matrix(fig: Figure, counts: torch.Tensor, share: torch.Tensor, names: 
     if c <= 20:
         for i, j in torch.nonzero(counts).tolist():
             dark = norm(float(share[i, j])) > 0.6
-            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=7 if c > 12 else 8,
+            size = 11 if card else 7 if c > 12 else 8
+            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=size,
                     color="white" if dark else "black")  # fmt: skip
     # a colour bar beside the drawn matrix (not beside the box around it): no gap to trim
     pad = 0.15 + (0.1 * max(len(t.get_text()) for t in ax.get_yticklabels()) if c > 20 else 0)
     bar = fig.colorbar(im, cax=make_axes_locatable(ax).append_axes("right", size=0.25, pad=pad))
     bar.ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
-    bar.set_label("share of the true class's test images (log scale); white: none")
+    if card:
+        bar.ax.tick_params(labelsize=10)
+        bar.set_label("share of true class (log)", fontsize=10)
+    else:
+        bar.set_label("share of the true class's test images (log scale); white: none")
 
 
 def plot_confusion(matrix: torch.Tensor, names: list[str]) -> Figure:
@@ -121,15 +129,13 @@ def plot_confusion_zoom(
         return None
     index = torch.tensor(sorted(chosen))
     share = matrix.float() / matrix.sum(dim=1, keepdim=True).clamp(min=1)  # of the whole row
-    side = max(3.5, 0.5 * len(index))
-    fig = new_figure(figsize=(1.3 * side + 3, 1.3 * side + 1.5))
+    # ~480 px wide at 110 dpi with 11-12 pt type: a TensorBoard card shrinks it to ~60%
+    fig = new_figure(figsize=(4.4, 3.9))
     sub_names = [names[i] for i in index]
-    _draw_matrix(fig, matrix[index][:, index], share[index][:, index], sub_names, _log_floor(share))
-    fig.axes[0].set_title(
-        f"classes of the most-confused pairs ({len(index)} of {len(names)})\n"
-        "numbers: image counts; colour: share of the whole true class",
-        fontsize=10,
+    _draw_matrix(
+        fig, matrix[index][:, index], share[index][:, index], sub_names, _log_floor(share), card=True
     )
+    fig.axes[0].set_title(f"most confused: {len(index)} of {len(names)} classes (counts)", fontsize=11)
     return fig
 
 
