@@ -4,8 +4,9 @@ TensorBoard lists as a session's metrics every scalar tag in the session's folde
 it, sorted by name, and ticks the first five: with the training curves in the same folder,
 `epoch` and `lr-AdamW` lead and the objective is hidden among 14. So the session lives in a
 folder of its own, named by data and model (`<logger dir>/mnist_MLP`), which holds only the
-run's objective and HPARAMS_METRICS, written when it ends (`session_metrics`). The trial's name in the table
-(`trial_name`) leads with what tells runs apart, as the table cuts it to ~16 characters.
+run's objective and HPARAMS_METRICS, written when it ends (`session_metrics`). The trial's
+name in the table (`trial_name`) leads with what tells runs apart: the table cuts it to ~16
+characters.
 
 No experiment record is written: TensorBoard would take one run's record for every run under
 --logdir and hide the hyperparameters that only other runs have (an MLP's `hidden` beside a
@@ -86,13 +87,15 @@ def log_hparams(loggers: list[Logger], params: Mapping[str, Any], data: str, mod
 
 
 def _session_end(status: str) -> Any:
-    """A session-end summary with the run's status (torch's `hparams` only writes success)."""
+    """A session-end summary: success for a completed run, unknown for an interrupted or
+    untrained one (torch's `hparams` only writes success). A job that failed writes none, so
+    its trial stays "running"."""
     from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
     from tensorboard.plugins.hparams import api_pb2, metadata
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
 
-    code = {"completed": api_pb2.STATUS_SUCCESS, "failed": api_pb2.STATUS_FAILURE}.get(status)
-    info = SessionEndInfo(status=code or api_pb2.STATUS_UNKNOWN, end_time_secs=time.time())
+    code = api_pb2.STATUS_SUCCESS if status == "completed" else api_pb2.STATUS_UNKNOWN
+    info = SessionEndInfo(status=code, end_time_secs=time.time())
     content = HParamsPluginData(session_end_info=info, version=metadata.PLUGIN_DATA_VERSION)
     plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=content.SerializeToString())
     return Summary(
@@ -104,8 +107,7 @@ def end_hparams_session(
     loggers: list[Logger], record: Mapping[str, Any], objective: str | None, step: int
 ) -> None:
     """Write the run's HPARAMS metrics at `step` and end its session (named by the record's data
-    and model): success when its status is completed, failure when failed, unknown otherwise
-    (interrupted, untrained)."""
+    and model) with the record's status."""
     from torch.utils.tensorboard.summary import scalar
 
     metrics = session_metrics(record, objective)
