@@ -270,8 +270,10 @@ def test_english_images_without_csv_is_an_error(tmp_path):
 
 def test_empty_validation_split_is_an_error(tmp_path):
     write_mnist(tmp_path, n_train=50, n_test=20)
-    with pytest.raises(HwrError, match="data.val_fraction > 0"):
-        MNISTDataModule(tmp_path, download=False, val_fraction=0).setup("fit")
+    with pytest.raises(HwrError, match=r"data.val_fraction=0 must be a share between 0 and 1"):
+        MNISTDataModule(tmp_path, download=False, val_fraction=0)
+    with pytest.raises(HwrError, match=r"data.val_fraction=0.001 of 50 training images holds out none"):
+        MNISTDataModule(tmp_path, download=False, val_fraction=0.001).setup("fit")
 
 
 def test_damaged_english_cache_is_rebuilt(tmp_path):

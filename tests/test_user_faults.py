@@ -78,7 +78,7 @@ class Interrupt(Callback):
 
 
 @pytest.mark.parametrize("kind,code", [("sigterm", 143), ("ctrl-c", 130)])
-def test_an_interrupted_run_exits_non_zero_and_says_so(data_dir, tmp_path, kind, code):
+def test_an_interrupted_run_exits_non_zero_and_says_so(data_dir, tmp_path, kind, code, capsys):
     cfg = make_config(
         "train",
         [
@@ -99,6 +99,8 @@ def test_an_interrupted_run_exits_non_zero_and_says_so(data_dir, tmp_path, kind,
     assert exited.value.code == code
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["status"] == "interrupted" and record["global_step"] == 2
+    # stopped in the first epoch: no last.ckpt yet, so no resume command is suggested
+    assert "no checkpoint was saved yet" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # starts a process and signals it
@@ -120,6 +122,9 @@ def test_sigterm_from_a_scheduler_exits_143_and_the_run_resumes(data_dir, tmp_pa
         (["data.batch_size=-5"], "error: data.batch_size=-5 must be a positive integer"),
         (["data.batch_size=abc"], "error: data.batch_size='abc' must be a positive integer"),
         (["model.optimizer.lr=-1"], "error: model.optimizer: Invalid learning rate: -1"),
+        (["model.optimizer.lr=abc"], "error: model.optimizer.lr='abc' must be a number"),
+        (["seed=abc"], "error: seed='abc' must be an integer (e.g. seed=12345)"),
+        (["data.val_fraction=1.5"], "error: data.val_fraction=1.5 must be a share between 0 and 1"),
     ],
 )
 def test_bad_training_values_name_the_key(data_dir, tmp_path, args, message):
@@ -133,12 +138,14 @@ def test_a_file_that_is_not_a_checkpoint_says_so(data_dir, tmp_path):
     message = one_line_error(
         make_config("train", [*FAST, f"ckpt_path={text}"], data_dir, tmp_path / "a"), train
     )
-    assert message.startswith(f"error: ckpt_path={text} is not a checkpoint")
+    assert message == f"error: ckpt_path={text} is not a checkpoint (not a file torch saved)"
     cut = tmp_path / "cut.ckpt"
     torch.save({"state_dict": {}}, cut)
     cut.write_bytes(cut.read_bytes()[:40])  # truncated
     message = one_line_error(make_config("eval", [f"ckpt_path={cut}"], data_dir, tmp_path / "b"), evaluate)
-    assert message.startswith(f"error: {cut} is not a checkpoint hwr can read")
+    assert message.startswith(
+        f"error: {cut} is not a checkpoint hwr can read (truncated or corrupt: copy it again)"
+    )
 
 
 def test_serve_refuses_a_port_that_is_not_one(tmp_path):
@@ -281,3 +288,32 @@ def test_an_unknown_label_in_english_csv_is_named(tmp_path, caplog):
     csv_path.write_text("\n".join([*lines, f"{image},O "]) + "\n")
     assert len(EnglishDataModule(data_dir=tmp_path).files.paths) == 41  # read, and warned about
     assert "1 label(s) outside the 62 characters" in caplog.text and "'O '" in caplog.text
+
+
+def test_a_broken_test_file_fails_before_the_training(data_dir, tmp_path):
+    """Found by the test pass after a whole training, it used to cost that training."""
+    from conftest import write_mnist
+
+    root = write_mnist(tmp_path / "data")
+    [labels] = root.glob("**/t10k-labels-idx1-ubyte*")
+    labels.write_bytes(b"not a gzip file")
+    out = tmp_path / "out"
+    message = one_line_error(make_config("train", FAST, tmp_path / "data", out), train)
+    assert "t10k-labels" in message
+    assert not (out / "checkpoints").exists()  # no training step was taken
+    assert json.loads((out / "metrics.json").read_text())["status"] == "failed"  # the folder says why
+
+
+def test_an_unknown_group_option_lists_the_options():
+    from hwr.cli import check_group_options
+
+    with pytest.raises(HwrError, match=r"^model=nope is not an option; choose from cnn, cnn_deep, mlp$"):
+        check_group_options(["model=nope"])
+    check_group_options(["model=mlp,cnn", "data=english", "debug=null", "+model.x=1"])  # left to Hydra
+
+
+def test_a_mistyped_resume_folder_says_there_is_none(tmp_path):
+    from hwr.utils.resume import relaunch_argv
+
+    with pytest.raises(HwrError, match="there is no such folder"):
+        relaunch_argv([f"resume={tmp_path / 'run0x'}"])

@@ -125,8 +125,13 @@ class TrainedOn:
 
 
 def _reason(error: Exception) -> str:
-    text = (str(error).strip().splitlines() or [""])[0][:200]
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    """Why torch could not read a file, in a user's words: its unpickler's own messages
+    (`KeyError: 101`, a sentence cut at the first line) say nothing to someone who passed a
+    text file or a half-copied checkpoint."""
+    text = str(error)
+    if "zip archive" in text or "central directory" in text or isinstance(error, EOFError | RuntimeError):
+        return "truncated or corrupt: copy it again"
+    return "not a file torch saved"
 
 
 def check_checkpoint(path: str | Path) -> None:

@@ -282,6 +282,11 @@ class Classifier(L.LightningModule):
         return self.predict_log_probs(x).exp()
 
     def configure_optimizers(self):
+        for key, value in self.hparams.optimizer.items():
+            if key in ("lr", "weight_decay", "momentum") and (isinstance(value, bool | str)):
+                raise HwrError(
+                    f"model.optimizer.{key}={value!r} must be a number (e.g. model.optimizer.{key}=0.001)"
+                )
         try:  # torch's own checks (a negative lr, an unknown option) become one line naming the key
             optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self.parameters())
         except (TypeError, ValueError) as e:

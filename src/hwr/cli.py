@@ -24,7 +24,7 @@ import hydra
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from hwr.errors import user_errors
+from hwr.errors import HwrError, user_errors
 from hwr.utils import ddp
 from hwr.utils.sweep import run_task
 
@@ -108,6 +108,30 @@ def remove_empty_logs() -> None:
                 path.unlink()
 
 
+def check_group_options(argv: list[str]) -> None:
+    """`model=nope`: one line naming the options there are, instead of Hydra's 13 lines that
+    list `_base` among them. Sweeps (`a,b`, `choice(...)`), nulls, `+`/`~` overrides and
+    command lines that add a search path (their options live elsewhere) are left to Hydra."""
+    if any(arg.startswith("hydra.searchpath") for arg in argv):
+        return
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        folder = CONFIG_DIR / key
+        if (
+            not value
+            or key == "hydra"
+            or key.startswith(("-", "+", "~"))
+            or "." in key
+            or not folder.is_dir()
+        ):
+            continue
+        if value == "null" or any(c in value for c in ",*()[]"):
+            continue
+        if not (folder / f"{value}.yaml").is_file():
+            options = sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
+            raise HwrError(f"{key}={value} is not an option; choose from {', '.join(options)}")
+
+
 def hydra_main(
     config_name: str, argv: Callable[[list[str]], list[str]] | None = None
 ) -> Callable[[Task], Callable[[], Any]]:
@@ -125,8 +149,9 @@ def hydra_main(
         @functools.wraps(task)
         def main() -> Any:
             prepare()
-            if argv is not None:
-                with user_errors():
+            with user_errors():
+                check_group_options(sys.argv[1:])
+                if argv is not None:
                     sys.argv[1:] = argv(sys.argv[1:])
             return hydra_job()
 

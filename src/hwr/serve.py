@@ -162,7 +162,12 @@ def image_bytes(body: bytes, content_type: str) -> tuple[bytes, str]:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             raise fail(400, f"the body is not valid JSON ({e})") from e
-        if not isinstance(payload, dict) or "image" not in payload:
+        if not isinstance(payload, dict):
+            kind = type(payload).__name__
+            raise fail(
+                422, f'the JSON body is a {kind}; send an object: {{"image": "<base64 PNG or data: URL>"}}'
+            )
+        if "image" not in payload:
             raise fail(422, 'missing field \'image\': send {"image": "<base64 PNG or data: URL>"}')
         if not isinstance(payload["image"], str):
             kind = type(payload["image"]).__name__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -60,13 +61,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         check_checkpoint(ckpt_path)
     if cfg.get("test") and not cfg.get("train") and not ckpt_path:
         raise HwrError("train=false test=true needs ckpt_path=<checkpoint> (or use eval.py)")
+    seed = cfg.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise HwrError(f"seed={seed!r} must be an integer (e.g. seed=12345), or seed=null for none")
     start_run(cfg)
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
+    if seed is not None:
+        L.seed_everything(seed, workers=True)
 
     dm: CharDataModule = hydra.utils.instantiate(cfg.data)
     model = build_model(cfg.model, dm)
     trainer = build_trainer(cfg)
+    if cfg.get("train") and cfg.get("test"):
+        dm.setup("test")  # a missing or broken test file fails now, not after the training
     log_hparams(trainer.loggers, flat_hparams(cfg), dm.name, type(model.net).__name__)
 
     def record_interrupted() -> None:
@@ -75,7 +81,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             facts = run_facts_of(trainer, model)
             finish_run(cfg, dm.name, model, trainer, metrics, started, status="interrupted", **facts)
 
-    with interruptible(record_interrupted):
+    def resume_hint() -> str:
+        if Path(cfg.paths.output_dir, "checkpoints", "last.ckpt").is_file():
+            return f"resume with resume={cfg.paths.output_dir}"
+        return "no checkpoint was saved yet (last.ckpt comes after the first epoch): run it again"
+
+    with interruptible(record_interrupted, resume_hint):
         return fit_and_test(cfg, dm, model, trainer, ckpt_path, started)
 
 

@@ -156,6 +156,12 @@ class CharDataModule(L.LightningDataModule, ABC):
         super().__init__()
         positive_int("data.batch_size", batch_size, example=128)
         positive_int("data.eval_batch_size", eval_batch_size, example=1024)
+        if (
+            isinstance(val_fraction, bool)
+            or not isinstance(val_fraction, int | float)
+            or not 0 < val_fraction < 1
+        ):
+            raise HwrError(f"data.val_fraction={val_fraction!r} must be a share between 0 and 1 (e.g. 0.1)")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise HwrError(f"data.num_workers={num_workers!r} must be 0 (load in the main process) or more")
         on_device = parse_on_device(on_device)
@@ -239,8 +245,9 @@ class CharDataModule(L.LightningDataModule, ABC):
             keep, held = split_indices(pool.labels, self.hparams.val_fraction, self.hparams.seed, pool.groups)
             if len(held) == 0:
                 raise HwrError(
-                    f"{self.name}: the validation split is empty; set data.val_fraction > 0 "
-                    "(the best checkpoint is chosen on validation accuracy)"
+                    f"{self.name}: data.val_fraction={self.hparams.val_fraction} of {len(pool)} training "
+                    "images holds out none (rounded per class or writer); raise it: the best "
+                    "checkpoint is chosen on validation accuracy"
                 )
             self.train_set, self.val_set = pool.subset(keep), pool.subset(held)
         if stage in ("test", "predict", None) and self.test_set is None:

@@ -102,6 +102,10 @@ def relaunch_argv(argv: list[str], config_name: str = "train") -> list[str]:
             )
     else:
         folder = Path(resume)
+        if not folder.is_dir():
+            raise HwrError(
+                f"resume={resume}: there is no such folder; pass a run folder (outputs/<task>/runs/<ts>)"
+            )
         if not (folder / LAST).is_file():
             raise HwrError(f"resume={resume}: no {LAST} in {folder}; pass the folder of a run that saved one")
     if any(c in str(folder) for c in "'\\$"):

@@ -208,9 +208,12 @@ def finish_run(
 
 
 @contextmanager
-def interruptible(record: Callable[[], Any]) -> Iterator[None]:
+def interruptible(
+    record: Callable[[], Any], hint: Callable[[], str] = lambda: "run it again"
+) -> Iterator[None]:
     """Exit 143 on SIGTERM and 130 on Ctrl-C after `record()` (which writes the run's
-    metrics.json with status `interrupted`), as shells, SLURM and job schedulers expect.
+    metrics.json with status `interrupted`), as shells, SLURM and job schedulers expect, and
+    print `hint()`: what to do next (train.py: the resume command, when there is a last.ckpt).
 
     Lightning turns SIGTERM into SIGTERMException, a SystemExit without a code (exit status 0:
     a preempted job would count as a success), and Ctrl-C into `sys.exit(1)` once it has shut
@@ -226,10 +229,7 @@ def interruptible(record: Callable[[], Any]) -> Iterator[None]:
         else:
             raise
         record()
-        print(
-            f"interrupted ({'SIGTERM' if code == 143 else 'Ctrl-C'}); resume with resume=<run dir>",
-            file=sys.stderr,
-        )
+        print(f"interrupted ({'SIGTERM' if code == 143 else 'Ctrl-C'}); {hint()}", file=sys.stderr)
         raise SystemExit(code) from None
 
 

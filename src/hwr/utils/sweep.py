@@ -33,28 +33,41 @@ def error_message(error: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(cause).__name__
 
 
-def run_task(cfg: DictConfig, task: Callable[[DictConfig], dict[str, Any]], objective: str) -> float | None:
-    """Run `task` and return its `objective` metric.
+def record_failure(cfg: DictConfig, error: BaseException) -> str:
+    """Write `status: failed` and the error's one-line message to the run folder's metrics.json
+    (and its train.log) so a failed run's folder says what happened; a folder that already
+    holds a record (another run, a resumed one) keeps it. Returns the message."""
+    message = error_message(error)
+    output_dir = Path(cfg.paths.output_dir)
+    if output_dir.is_dir() and not (output_dir / "metrics.json").exists():
+        failed = {"status": "failed", "error": message, "task": cfg.get("task_name")}
+        failed.update(overrides=hydra_overrides(), output_dir=str(output_dir))
+        write_metrics(output_dir, failed)
+    run_log = logging.getLogger("hwr.run")
+    if run_log.handlers:  # the run's log file (hwr.utils.run.log_to_run_file), not the terminal
+        run_log.error("failed: %s", message)
+    return message
 
-    In a multirun, an exception does not stop the sweep: the job's folder gets a
-    metrics.json with `status: failed` and the error, and the job returns None, as it does
+
+def run_task(cfg: DictConfig, task: Callable[[DictConfig], dict[str, Any]], objective: str) -> float | None:
+    """Run `task` and return its `objective` metric; a failure is recorded in the run folder
+    (`record_failure`).
+
+    In a multirun, an exception does not stop the sweep: the job returns None, as it does
     when the metric is missing: Optuna records a failed trial (a NaN would be told as a
     completed one, which optuna refuses, ending the study), the summary lists the row. A
-    single run raises as usual.
+    single run raises as usual, and its entry point prints the error.
     """
-    if not in_multirun():
-        return task(cfg).get(objective)
     try:
         value = task(cfg).get(objective)
     except Exception as e:  # noqa: BLE001 - any failure of one job is reported, the sweep goes on
-        message = error_message(e)
+        message = record_failure(cfg, e)
+        if not in_multirun():
+            raise
         if isinstance(root_cause(e), HwrError):  # a user error: its message says it all
             log.error("job failed (%s): %s", " ".join(hydra_overrides()), message)
         else:
             log.exception("job failed (%s)", " ".join(hydra_overrides()))
-        failed = {"status": "failed", "error": message, "task": cfg.get("task_name")}
-        failed.update(overrides=hydra_overrides(), output_dir=str(cfg.paths.output_dir))
-        write_metrics(cfg.paths.output_dir, failed)
         return None
     return None if value is None else float(value)
 
