@@ -124,7 +124,13 @@ def test_multipart_json_and_raw_uploads_agree_with_the_predictor(client, predict
 
 def test_blank_canvas_is_flagged(client):
     answer = client.post("/api/predict", files={"file": ("c.png", canvas_png(points=[]), "image/png")}).json()
-    assert answer["blank"] is True
+    assert answer["blank"] is True and answer["label"] is None and answer["top"] == []  # no guess
+    one_pixel = io.BytesIO()
+    Image.new("L", (1, 1), 255).save(one_pixel, "PNG")
+    answer = client.post(
+        "/api/predict", content=one_pixel.getvalue(), headers={"content-type": "image/png"}
+    ).json()
+    assert answer["blank"] is True and answer["label"] is None
 
 
 @pytest.mark.parametrize(

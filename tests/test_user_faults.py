@@ -160,6 +160,10 @@ def test_serve_refuses_a_port_that_is_not_one(tmp_path):
 def test_a_gpu_trainer_without_a_gpu_says_what_to_use(data_dir, tmp_path):
     cfg = make_config("train", [*FAST, "trainer=gpu"], data_dir, tmp_path / "out")
     assert "torch sees no CUDA GPU on this machine; use trainer=default" in one_line_error(cfg, train)
+    cfg = make_config("train", [*FAST, "trainer.accelerator=tpu"], data_dir, tmp_path / "tpu")
+    assert one_line_error(cfg, train).endswith(
+        "trainer.accelerator=tpu is not one hwr runs on; use auto, cpu or gpu"
+    )
 
 
 def test_zero_epochs_is_not_a_completed_training(data_dir, tmp_path):

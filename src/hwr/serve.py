@@ -202,12 +202,15 @@ def predict_upload(
         raise fail(413 if isinstance(e, ImageTooLarge) else 400, str(e)) from None
     result = model.predict([image], [name], top_k)[0]
     assert result.pixels is not None
+    # a blank canvas (an erased drawing, an empty or 1x1 image) has no character to name:
+    # no label, rather than the network's guess about nothing
     return {
-        "label": result.label,
-        "top": [{"label": label, "prob": round(prob, 6)} for label, prob in result.top],
+        "label": None if result.blank else result.label,
+        "top": []
+        if result.blank
+        else [{"label": label, "prob": round(prob, 6)} for label, prob in result.top],
         "seen": png_data_url(result.pixels),
-        # a blank canvas (or fully erased drawing) has no character to name
-        "blank": not bool(result.pixels.any()),
+        "blank": result.blank,
     }
 
 

@@ -47,6 +47,8 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     """The Trainer of `cfg.trainer` (with `overrides`) and the callbacks and loggers of `cfg`;
     with `report` on (the default), a TestReport that writes the report of `trainer.test`."""
     accelerator = str(overrides.get("accelerator") or cfg.trainer.get("accelerator") or "auto")
+    if accelerator not in ("auto", "cpu", "gpu", "cuda", "mps"):
+        raise HwrError(f"trainer.accelerator={accelerator} is not one hwr runs on; use auto, cpu or gpu")
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise HwrError(
             f"trainer.accelerator={accelerator} but torch sees no CUDA GPU on this machine; "
