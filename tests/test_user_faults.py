@@ -46,6 +46,11 @@ def test_a_second_run_in_the_same_folder_is_refused(data_dir, tmp_path):
     message = one_line_error(make_config("train", FAST, data_dir, out), train)
     assert "holds another run (metrics.json, checkpoints)" in message and "overwrite=true" in message
     assert (out / "metrics.json").read_text() == before  # nothing of the first run was touched
+    (out / "metrics.json").unlink()  # a killed run has checkpoints but no record yet
+    assert "holds another run (checkpoints)" in one_line_error(
+        make_config("train", FAST, data_dir, out), train
+    )
+    assert not (out / "metrics.json").exists()  # the refusal wrote no failure record into it
     again = train(make_config("train", [*FAST, "overwrite=true"], data_dir, out))
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]  # no -v1
     assert again["status"] == first["status"] == "completed"

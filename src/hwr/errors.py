@@ -12,6 +12,10 @@ class HwrError(Exception):
     """
 
 
+class FolderTaken(HwrError):
+    """The run folder holds another run: nothing may be written there, not even a failure record."""
+
+
 def positive_int(name: str, value: object, example: int = 1, most: int | None = None) -> int:
     """`value` when it is an integer >= 1 (and <= `most`), else an HwrError naming the key:
     `data.batch_size=0 must be a positive integer (e.g. data.batch_size=64)`."""

@@ -25,7 +25,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
-from hwr.errors import HwrError
+from hwr.errors import FolderTaken, HwrError
 from hwr.report import TestReport
 from hwr.utils.config import print_config_tree
 from hwr.utils.resume import previous_run, remove_run
@@ -128,7 +128,7 @@ def start_run(cfg: DictConfig) -> Path:
         # folder): the second would replace the first's metrics and mix their checkpoints.
         found = [name for name in previous_run(output_dir) if name != ".hydra"]  # Hydra's is ours
         if found and not cfg.overwrite:
-            raise HwrError(
+            raise FolderTaken(
                 f"{output_dir} holds another run ({', '.join(found)}); use another folder, "
                 "resume=<that folder> to continue it, or overwrite=true to replace it"
             )

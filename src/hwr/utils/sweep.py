@@ -13,7 +13,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from hwr.errors import HwrError, root_cause
+from hwr.errors import FolderTaken, HwrError, root_cause
 from hwr.results import summarize_sweep
 from hwr.utils.run import hydra_overrides, write_metrics
 
@@ -39,6 +39,8 @@ def record_failure(cfg: DictConfig, error: BaseException) -> str:
     holds a record (another run, a resumed one) keeps it. Returns the message."""
     message = error_message(error)
     output_dir = Path(cfg.paths.output_dir)
+    if isinstance(error, FolderTaken):
+        return message  # the folder is another run's
     if output_dir.is_dir() and not (output_dir / "metrics.json").exists():
         failed = {"status": "failed", "error": message, "task": cfg.get("task_name")}
         failed.update(overrides=hydra_overrides(), output_dir=str(output_dir))
