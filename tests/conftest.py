@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -234,3 +235,10 @@ def screenshot(page, name: str, folder: Path, **options) -> Path:
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target / name)
     return path
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_config, screenshot
+from conftest import free_port, make_config, screenshot
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from hwr.report import TestOutputs, write_report
@@ -28,14 +28,6 @@ TINY = [
     "++trainer.limit_train_batches=4",
     "++trainer.limit_val_batches=1",
 ]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

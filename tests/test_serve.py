@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, make_config, needs_real_data, screenshot
+from conftest import ROOT, free_port, make_config, needs_real_data, screenshot
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
@@ -238,12 +238,6 @@ def test_serve_config_needs_a_checkpoint(tmp_path):
 
 
 # --- a live server on loopback -------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve_in_thread(predictor: TrainedModel):
