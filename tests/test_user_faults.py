@@ -319,6 +319,9 @@ def test_an_unknown_group_option_lists_the_options():
     with pytest.raises(HwrError, match=r"^model=nope is not an option; choose from cnn, cnn_deep, mlp$"):
         check_group_options(["model=nope"])
     check_group_options(["model=mlp,cnn", "data=english", "debug=null", "+model.x=1"])  # left to Hydra
+    # a user's own config folder may hold model/mine.yaml: its options are Hydra's to check
+    for extra in (["-cd", "my_configs"], ["--config-dir=my_configs"], ["hydra.searchpath=[file://x]"]):
+        check_group_options([*extra, "model=mine"])
 
 
 def test_a_mistyped_resume_folder_says_there_is_none(tmp_path):

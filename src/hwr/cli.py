@@ -111,8 +111,10 @@ def remove_empty_logs() -> None:
 def check_group_options(argv: list[str]) -> None:
     """`model=nope`: one line naming the options there are, instead of Hydra's 13 lines that
     list `_base` among them. Sweeps (`a,b`, `choice(...)`), nulls, `+`/`~` overrides and
-    command lines that add a search path (their options live elsewhere) are left to Hydra."""
-    if any(arg.startswith("hydra.searchpath") for arg in argv):
+    command lines that add a search path or a config folder (their options live elsewhere) are
+    left to Hydra."""
+    elsewhere = ("hydra.searchpath", "+hydra.searchpath", "--config-dir", "-cd", "--config-path", "-cp")
+    if any(arg.startswith(elsewhere) for arg in argv):
         return
     for arg in argv:
         key, _, value = arg.partition("=")
