@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hwr.data.english import scan_folder
+from hwr.data.folder import scan_folder
 from hwr.preprocess import ink_on_black
 
 PAIRS = "cklmopsuvwxyz"

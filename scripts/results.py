@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hwr.results import RESULT_COLUMNS, collect, sort_rows, write_table
+from hwr.results import RESULT_COLUMNS, collect, present, sort_rows, write_table
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
             f"error: no metrics.json under {args.folder}; run train.py, eval.py or baselines.py first"
         )
     out = args.out or args.folder / "results"
-    print(write_table(sort_rows(rows, args.sort), RESULT_COLUMNS, out))
+    print(write_table(sort_rows(rows, args.sort), present(RESULT_COLUMNS, rows), out))
     print(f"written: {out.with_suffix('.md')}, {out.with_suffix('.csv')}")
 
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 from conftest import ENGLISH_CLASSES, write_emnist, write_english, write_mnist
 
-from hwr.data import english as english_module
+from hwr.data import folder as folder_module
 from hwr.data.augment import AugmentConfig, random_affine
-from hwr.data.base import split_indices
 from hwr.data.emnist import EMNISTDataModule
 from hwr.data.english import EnglishDataModule
 from hwr.data.mnist import MNISTDataModule
+from hwr.data.sets import split_indices
 from hwr.errors import HwrError
 
 
@@ -151,7 +151,7 @@ def test_english_cache_is_reused(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again although the cache was valid")
 
-    monkeypatch.setattr(english_module, "decode_all", no_decoding)
+    monkeypatch.setattr(folder_module, "decode_all", no_decoding)
     second = EnglishDataModule(tmp_path, cache_dir=tmp_path / "cache")
     second.setup()
     assert torch.equal(first.pool.images, second.pool.images)

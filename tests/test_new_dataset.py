@@ -22,7 +22,8 @@ from hwr.train import train
 # Bars: horizontal, vertical or a cross, drawn at 16 px, with a split argument of its own.
 DATAMODULE = """
 import torch
-from hwr.data.base import CharDataModule, LabelledImages
+from hwr.data.base import CharDataModule
+from hwr.data.sets import LabelledImages
 
 
 class BarsDataModule(CharDataModule):

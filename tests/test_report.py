@@ -214,7 +214,7 @@ def test_confusion_matrix_one_error_in_200_is_visible(names):
 
 
 def test_class_ticks_are_upright_for_one_character_names():
-    from hwr.data.base import LabelledImages
+    from hwr.data.sets import LabelledImages
     from hwr.explore import class_histogram
 
     fig = plot_confusion(_matrix_with_one_error(62), CLASSES_62)

@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from hwr.checkpoint import load_checkpoint
 from hwr.compiled import COMPILE_MODES, compile_mode
-from hwr.data.base import IndexedImages, LabelledImages, keep_batch
-from hwr.data.loaders import ResidentBatches
+from hwr.data.loaders import IndexedImages, ResidentBatches, keep_batch
 from hwr.data.mnist import MNISTDataModule
+from hwr.data.sets import LabelledImages
 from hwr.errors import HwrError
 from hwr.eval import evaluate
 from hwr.export import export_model

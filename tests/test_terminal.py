@@ -65,6 +65,10 @@ def test_hparams_metrics_lead_with_the_objective():
         "objective (test/acc)", "test/f1_macro", "train/loss", "train_time_s",
     ]  # fmt: skip
     assert session_metrics({"status": "failed"}, "val/acc_best") == {}
+    # 62 classes: the case-folded accuracy beside test/acc, the training time left out
+    assert list(session_metrics({**record, "test/acc_casefold": 0.93}, "val/acc_best"))[1:3] == [
+        "test/acc", "test/acc_casefold",
+    ]  # fmt: skip
 
 
 def test_an_empty_job_log_is_removed_and_a_written_one_kept(tmp_path):

@@ -250,8 +250,9 @@ class Classifier(L.LightningModule):
         log_eval_batch(self, stage, self.metrics[f"{stage}_"], scores, y, self.hparams.label_smoothing)
         return scores
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val")
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        # the scores go to hwr.casefold.GroupedMetrics (case-folded, per-source accuracy)
+        return self._step(batch, "val")
 
     def test_step(self, batch, batch_idx: int) -> torch.Tensor:
         # the log-probabilities go to the callbacks: hwr.report.TestReport keeps them for the report

@@ -1,4 +1,5 @@
-"""`python eval.py ckpt_path=... [data=...] [tta_shift=1]`: test trained checkpoints on any test split.
+"""`python eval.py ckpt_path=... [data=...] [data.test_on=all] [tta_shift=1]`: test trained checkpoints
+on any test split, or on a whole dataset.
 
 `ckpt_path` may be one checkpoint, a list `[a.ckpt,b.ckpt]` or a glob pattern: several
 checkpoints are tested as one ensemble (their probabilities averaged). Without `data=`,
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from hwr.classifier import build_metrics, log_eval_batch
 from hwr.cli import hydra_main
 from hwr.data.base import CharDataModule
+from hwr.data.sets import LabelledImages
 from hwr.errors import HwrError
 from hwr.inference import TrainedModel
 from hwr.utils.config import flat_hparams
@@ -72,7 +74,34 @@ def eval_datamodule(cfg: DictConfig, trained: TrainedModel) -> CharDataModule:
         changed = {k: v for k, v in same.items() if k in cfg.data and cfg.data[k] != v}
         if changed:
             log.info("testing on the checkpoint's own split: %s", changed)
+        if cfg.data.get("test_on") == "all":
+            log.warning("data.test_on=all tests on the data the model was trained on, its training images too")
     return hydra.utils.instantiate(cfg.data, **same, mean=prep.mean, std=prep.std)
+
+
+def align_classes(dm: CharDataModule, model_classes: list[str]) -> None:
+    """Number `dm`'s test labels as the model numbers its classes, matched by name: a model
+    trained on English Hnd tests on EMNIST ByClass (the same 62 characters), a 62-class model
+    on EMNIST Digits (10 of its classes). Loads the test set."""
+    if dm.class_names == model_classes:
+        return
+    unknown = [c for c in dm.class_names if c not in model_classes]
+    if unknown:
+        shown = ", ".join(unknown[:8]) + (" ..." if len(unknown) > 8 else "")
+        raise HwrError(
+            f"data={dm.name} has {len(unknown)} classes the checkpoint does not predict ({shown}); "
+            f"it knows {len(model_classes)}: evaluate on a dataset/split with classes it was trained on"
+        )
+    log.info(
+        "data=%s: its %d classes matched by name to the model's %d",
+        dm.name,
+        dm.num_classes,
+        len(model_classes),
+    )
+    index = torch.tensor([model_classes.index(c) for c in dm.class_names])
+    dm.setup("test")
+    test = dm.test_set
+    dm.test_set = LabelledImages(test.images, index.to(test.labels.device)[test.labels], test.groups)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -83,13 +112,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     start_run(cfg)
     trained = TrainedModel.load(cfg.ckpt_path, device="cpu", tta_shift=cfg.get("tta_shift"))
     dm = eval_datamodule(cfg, trained)
-    if len(trained.classes) != dm.num_classes:
-        raise HwrError(
-            f"the checkpoint predicts {len(trained.classes)} classes but data={dm.name} has "
-            f"{dm.num_classes}; evaluate on a dataset/split with the same classes"
-        )
-    if trained.class_names != dm.class_names:
-        log.warning("class names differ: checkpoint %s, data %s", trained.class_names, dm.class_names)
+    align_classes(dm, trained.class_names)
     if list(trained.input_shape) != list(dm.input_shape):
         raise HwrError(
             f"the checkpoint expects images {list(trained.input_shape)} but "

@@ -20,8 +20,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from hwr.cli import hydra_main
-from hwr.data.augment import AugmentConfig, random_affine
-from hwr.data.base import CharDataModule, LabelledImages
+from hwr.data.augment import AugmentConfig, augment_batch
+from hwr.data.base import CharDataModule
+from hwr.data.sets import LabelledImages
 from hwr.errors import HwrError
 from hwr.names import labelled, lookalike_names
 from hwr.report_figures import class_ticks, new_figure
@@ -103,16 +104,18 @@ def augmentation_figure(sample: torch.Tensor, augment: AugmentConfig, gen: torch
         fig = image_grid(sample, 1, n, size=0.9)
         fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() + 0.6)  # room for the two lines
         fig.suptitle(
-            "no augmentation configured (set data.augment.rotate/shift/scale/elastic, "
-            "e.g. data.augment.shift=3)\ntraining images as they are:",
+            "no augmentation configured (set data.augment.rotate/shift/scale/elastic or "
+            "thickness/blur/contrast/lowres, e.g. data.augment.shift=3)\ntraining images as they are:",
             fontsize=9,
         )
         fig.tight_layout()
         return fig
-    augmented = random_affine(sample.unsqueeze(1).float(), augment, gen)[:, 0]
+    # the training path's own function, on its [0, 1] scale (the appearance part clamps to it)
+    augmented = augment_batch(sample.unsqueeze(1).float() / 255, augment, gen)[:, 0] * 255
     fig = image_grid(torch.cat([sample.float(), augmented]), 2, n, size=0.9, row_labels=["before", "after"])
     fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() + 0.3)
     ranges = {"shift": "±{:g} px", "rotate": "±{:g}°", "scale": "±{:g}", "elastic": "{:g} px"}
+    ranges |= {"thickness": "p {:g}", "blur": "σ ≤ {:g} px", "contrast": "−{:g}", "lowres": "p {:g}"}
     on = ", ".join(
         f"{k} {fmt.format(getattr(augment, k))}" for k, fmt in ranges.items() if getattr(augment, k)
     )

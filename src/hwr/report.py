@@ -8,6 +8,7 @@ files under `<run_dir>/report/` and the same images in TensorBoard, at the run's
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
+from hwr.casefold import fold_error_share, fold_members, grouped_accuracy
 from hwr.names import labelled, lookalike_names
 from hwr.report_figures import plot_confusion, plot_confusion_zoom, plot_mistakes, plot_per_class
 
@@ -94,12 +96,18 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], header: list[str]) -> Non
 
 
 def write_report(
-    outputs: TestOutputs, names: list[str], output_dir: str | Path, loggers: list[Logger] = (), step: int = 0
+    outputs: TestOutputs,
+    names: list[str],
+    output_dir: str | Path,
+    loggers: list[Logger] = (),
+    step: int = 0,
+    spans: Sequence[tuple[str, int, int]] = (),
 ) -> dict[str, float]:
     """Write the report files to `<output_dir>/report/`, log the figures to TensorBoard at
     `step` (the run's last global step), print the confused pairs; return the summary
     metrics for metrics.json. CSV files keep bare class labels; people-facing text names
-    look-alikes."""
+    look-alikes. `spans` (name, start, stop): the test set's sources, each scored in
+    `sources.csv`."""
     from PIL import Image
 
     folder = Path(output_dir) / "report"
@@ -135,7 +143,30 @@ def write_report(
         logger.experiment.flush()
 
     print_pairs(pairs, names)
-    return summary_metrics(outputs.probs, outputs.targets, c)
+    summary = summary_metrics(outputs.probs, outputs.targets, c)
+    share = fold_error_share(matrix, names)
+    if share is not None:
+        # how much of the error no crop could settle: case pairs and 0/O/o, 1/I/l
+        summary["test/error_share_casefold"] = share
+        groups = " ".join("/".join(m) for m in fold_members(names))
+        print(f"{share:.1%} of the errors are case or look-alike confusions ({groups})")
+    if spans:
+        preds = outputs.probs.argmax(dim=1)
+        scores = grouped_accuracy(preds, outputs.targets, names, "test", spans)
+        rows = [
+            {
+                "source": name,
+                "images": stop - start,
+                **{
+                    k: round(scores[f"test/{name}/{k}"], 4)
+                    for k in ("acc", "acc_casefold")
+                    if f"test/{name}/{k}" in scores
+                },
+            }
+            for name, start, stop in spans
+        ]
+        _write_csv(folder / "sources.csv", rows, ["source", "images", "acc", "acc_casefold"])
+    return summary
 
 
 def print_pairs(pairs: list[dict[str, Any]], classes: list[str] | None = None) -> None:
@@ -205,6 +236,8 @@ class TestReport(Callback):
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.is_global_zero and self.outputs is not None:
             step = trainer.global_step  # TensorBoard shows the report beside the run's last scalars
+            spans_of = getattr(trainer.datamodule, "source_spans", None)
+            spans = spans_of("test") if spans_of is not None else []
             self.metrics = write_report(
-                self.outputs, pl_module.class_names, self.output_dir, trainer.loggers, step
+                self.outputs, pl_module.class_names, self.output_dir, trainer.loggers, step, spans
             )

@@ -25,11 +25,29 @@ RESULT_COLUMNS = [
     "val/acc_best",
     "test/acc",
     "test/f1",
+    "test/acc_casefold",
     "epochs",
     "wall_time_s",
     "path",
 ]
-SWEEP_COLUMNS = ["job", "overrides", "status", "val/acc_best", "test/acc", "epochs", "wall_time_s", "error"]
+SWEEP_COLUMNS = [
+    "job",
+    "overrides",
+    "status",
+    "val/acc_best",
+    "test/acc",
+    "test/acc_casefold",
+    "epochs",
+    "wall_time_s",
+    "error",
+]
+# shown only when some row has them (MNIST runs have no case-folded accuracy)
+OPTIONAL_COLUMNS = ("test/acc_casefold",)
+
+
+def present(columns: Sequence[str], rows: list[dict[str, Any]]) -> list[str]:
+    """`columns` less the optional ones that no row fills."""
+    return [c for c in columns if c not in OPTIONAL_COLUMNS or any(r.get(c) is not None for r in rows)]
 
 
 def read_rows(paths: Sequence[Path], columns: Sequence[str]) -> list[dict[str, Any]]:
@@ -150,5 +168,5 @@ def summarize_sweep(sweep_dir: Path, objective: str = "val/acc_best") -> tuple[l
             for c in columns:
                 g.setdefault(c, "")
         extra = "\n## Over seeds (mean ± std)\n\n" + markdown(groups, columns)
-    table = write_table(rows, SWEEP_COLUMNS, sweep_dir / "summary", extra)
+    table = write_table(rows, present(SWEEP_COLUMNS, rows), sweep_dir / "summary", extra)
     return rows, table

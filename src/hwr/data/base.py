@@ -17,22 +17,26 @@ A subclass only says where its files are and how to decode them into a uint8 ten
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from hwr.data.augment import AugmentConfig, random_affine
+from hwr.data.augment import AugmentConfig, augment_batch
 from hwr.data.loaders import IndexedImages, ResidentBatches, keep_batch
+from hwr.data.sets import LabelledImages, balanced_weights, split_indices
 from hwr.errors import HwrError, positive_int
 from hwr.preprocess import Preprocessing
+
+log = logging.getLogger(__name__)
 
 
 def default_data_dir() -> Path:
@@ -46,34 +50,6 @@ def remove_if_empty(folders: list[Path]) -> None:
     for folder in reversed(folders):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-
-
-@dataclass
-class LabelledImages:
-    """Images (uint8 [N, H, W], ink white on black), labels (int64 [N]) and optional groups
-    (int64 [N], e.g. the writer of each image, used for writer-disjoint splits)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    groups: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, index: torch.Tensor) -> LabelledImages:
-        groups = None if self.groups is None else self.groups[index]
-        return LabelledImages(self.images[index], self.labels[index], groups)
-
-    def to(self, device: torch.device) -> LabelledImages:
-        """The same data on `device` (itself when it is already there)."""
-        if self.images.device == device:
-            return self
-        groups = None if self.groups is None else self.groups.to(device)
-        return LabelledImages(self.images.to(device), self.labels.to(device), groups)
-
-    @property
-    def nbytes(self) -> int:
-        return self.images.nbytes + self.labels.nbytes
 
 
 # `on_device: auto` keeps the data on the GPU when it takes at most this share of the free
@@ -90,31 +66,6 @@ def parse_on_device(value: bool | str) -> bool | str:
     raise HwrError(f"data.on_device={value!r} is not allowed; use auto, true or false")
 
 
-def split_indices(
-    labels: torch.Tensor, fraction: float, seed: int, groups: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split positions 0..N-1 into (kept, held-out) with `fraction` held out.
-
-    Stratified by label: each class gives fraction * its count images (rounded half up). With `groups`,
-    whole groups (writers) are held out instead, so no group is on both sides.
-    """
-    if not 0 <= fraction < 1:
-        raise HwrError(f"split fraction must be in [0, 1), got {fraction}")
-    gen = torch.Generator().manual_seed(seed)
-    if groups is not None:
-        unique = torch.unique(groups)
-        n_held = int(fraction * len(unique) + 0.5)  # half up: tiny sets still get one
-        held_groups = unique[torch.randperm(len(unique), generator=gen)[:n_held]]
-        held = torch.isin(groups, held_groups)
-    else:
-        held = torch.zeros(len(labels), dtype=torch.bool)
-        for c in torch.unique(labels):
-            members = torch.nonzero(labels == c).flatten()
-            members = members[torch.randperm(len(members), generator=gen)]
-            held[members[: int(fraction * len(members) + 0.5)]] = True
-    return torch.nonzero(~held).flatten(), torch.nonzero(held).flatten()
-
-
 class CharDataModule(L.LightningDataModule, ABC):
     """Base DataModule for single-character image classification (see module docstring).
 
@@ -126,13 +77,19 @@ class CharDataModule(L.LightningDataModule, ABC):
         seed: seed of every split, independent of the training seed.
         mean, std: normalisation applied after scaling pixels to [0, 1] (default: the
             dataset's own MEAN/STD).
-        augment: ranges for `AugmentConfig` (shift px, rotate deg, scale), training only.
+        augment: `AugmentConfig` switches (geometry: shift, rotate, scale, elastic; appearance:
+            thickness, blur, contrast, lowres), training only.
         num_workers: DataLoader workers; 0 is fastest for in-memory tensors.
         pin_memory: pin host batches for faster GPU copies (default: when CUDA is present).
         on_device: keep the whole dataset on the trainer's root device: `true` always (on a
             CPU trainer that is the CPU), `false` never, `auto` when that device is a GPU and
             the data takes at most AUTO_MAX_SHARE of its free memory. Resident data forces
             num_workers=0 and pin_memory=False. Without a trainer the data stays on the CPU.
+        balance: draw training batches class-balanced (every class equally often, with
+            replacement; an epoch is still one training set's worth of images) instead of
+            shuffling: for skewed sets, where the rare classes' recall suffers.
+        test_on: "test" (the test split) or "all" (every image of the dataset, train and test:
+            for testing a model trained on other data, e.g. all of English Hnd).
     """
 
     name = "chars"
@@ -152,8 +109,14 @@ class CharDataModule(L.LightningDataModule, ABC):
         num_workers: int = 0,
         pin_memory: bool | None = None,
         on_device: bool | str = "auto",
+        balance: bool = False,
+        test_on: str = "test",
     ):
         super().__init__()
+        if not isinstance(balance, bool):
+            raise HwrError(f"data.balance={balance!r} must be true or false")
+        if test_on not in ("test", "all"):
+            raise HwrError(f"data.test_on={test_on!r}: use test (the test split) or all (every image)")
         positive_int("data.batch_size", batch_size, example=128)
         positive_int("data.eval_batch_size", eval_batch_size, example=1024)
         if (
@@ -171,12 +134,15 @@ class CharDataModule(L.LightningDataModule, ABC):
         self.hparams["augment"] = augment  # a subclass's **kwargs may still hold the DictConfig
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.mean = float(self.MEAN if mean is None else mean)
-        self.std = float(self.STD if std is None else std)
+        mean, std = self.MEAN if mean is None else mean, self.STD if std is None else std
+        # None: measured on the training pool at setup (a set whose statistics hwr cannot know)
+        self.mean = None if mean is None else float(mean)
+        self.std = None if std is None else float(std)
         try:
             self.augment = AugmentConfig(**augment)
         except TypeError as e:
-            raise HwrError(f"data.augment accepts shift, rotate, scale, elastic, elastic_sigma: {e}") from e
+            accepted = ", ".join(f.name for f in dataclasses.fields(AugmentConfig))
+            raise HwrError(f"data.augment accepts {accepted}: {e}") from e
         self.num_workers = num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.on_device = on_device
@@ -251,8 +217,41 @@ class CharDataModule(L.LightningDataModule, ABC):
                 )
             self.train_set, self.val_set = pool.subset(keep), pool.subset(held)
         if stage in ("test", "predict", None) and self.test_set is None:
-            self.test_set = self._checked(self.load_test(), "test")
+            if self.hparams.test_on == "all":
+                whole = LabelledImages.concat([self.load_train(), self.load_test()])
+                self.test_set = self._checked(whole, "whole")
+            else:
+                self.test_set = self._checked(self.load_test(), "test")
+        if self.mean is None or self.std is None:
+            self._measure_statistics(self.train_set or self.test_set)
         self._place()
+
+    def _measure_statistics(self, data: LabelledImages) -> None:
+        """Pixel mean/std (of pixel / 255) of up to 50,000 images of `data`, for the sets
+        whose class says MEAN = STD = None."""
+        pixels = data.images[:50_000].float().div_(255)
+        if self.mean is None:
+            self.mean = round(float(pixels.mean()), 4)
+        if self.std is None:
+            self.std = round(float(pixels.std()), 4) or 1.0
+        log.info(
+            "%s: pixel mean %.4f, std %.4f (measured; data.mean / data.std set them)",
+            self.name,
+            self.mean,
+            self.std,
+        )
+
+    def source_spans(self, stage: str) -> list[tuple[str, int, int]]:
+        """(source, start, stop) of each source's images in the `stage` ("val" or "test") set,
+        for a DataModule drawn from several (`hwr.data.mix`); one source: none."""
+        return []
+
+    def sample_weights(self) -> torch.Tensor | None:
+        """A sampling weight per training image (None: a plain shuffle). `balance`: every class
+        equally often."""
+        if not self.hparams.get("balance") or self.train_set is None:
+            return None
+        return balanced_weights(self.train_set.labels.cpu(), self.num_classes)
 
     def _resident_device(self) -> torch.device | None:
         """The device the data should live on, or None for host memory (see `on_device`)."""
@@ -303,17 +302,23 @@ class CharDataModule(L.LightningDataModule, ABC):
             )
         return data
 
-    def _loader(self, data: LabelledImages | None, batch_size: int, shuffle: bool):
+    def _loader(
+        self, data: LabelledImages | None, batch_size: int, shuffle: bool, weights: torch.Tensor | None = None
+    ):
         if data is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         # Training drops the ragged last batch: a batch of 1 breaks BatchNorm.
         drop_last = shuffle and len(data) > batch_size
         if self.resident is not None and data.images.device == self.resident:
-            return self._resident_loader(data, batch_size, shuffle, drop_last)
+            return self._resident_loader(data, batch_size, shuffle, drop_last, weights)
+        sampler = None
+        if weights is not None:  # weighted draws in place of the shuffle (Lightning shards it under DDP)
+            sampler = WeightedRandomSampler(weights, num_samples=len(data), replacement=True)
         return DataLoader(
             IndexedImages(data),
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             drop_last=drop_last,
             collate_fn=keep_batch,
             num_workers=self.num_workers,
@@ -321,7 +326,14 @@ class CharDataModule(L.LightningDataModule, ABC):
             persistent_workers=self.num_workers > 0,
         )
 
-    def _resident_loader(self, data: LabelledImages, batch_size: int, shuffle: bool, drop_last: bool):
+    def _resident_loader(
+        self,
+        data: LabelledImages,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        weights: torch.Tensor | None = None,
+    ):
         """Batches drawn on the device the data lives on (see ResidentBatches)."""
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
@@ -340,10 +352,11 @@ class CharDataModule(L.LightningDataModule, ABC):
             seed=seed,
             rank=rank,
             world_size=world_size,
+            weights=None if weights is None or not shuffle else weights.to(data.images.device),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
+        return self._loader(self.train_set, self.batch_size, shuffle=True, weights=self.sample_weights())
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
@@ -355,7 +368,7 @@ class CharDataModule(L.LightningDataModule, ABC):
         """uint8 [B, H, W] -> normalised float [B, 1, H, W]; augmented when `train`."""
         x = images.unsqueeze(1).float().div_(255)
         if train:
-            x = random_affine(x, self.augment)
+            x = augment_batch(x, self.augment)
         return (x - self.mean) / self.std
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):

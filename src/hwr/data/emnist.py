@@ -10,9 +10,10 @@ import string
 from pathlib import Path
 from typing import Any
 
-from hwr.data.base import CharDataModule, LabelledImages, remove_if_empty
+from hwr.data.base import CharDataModule, remove_if_empty
 from hwr.data.idx import find_idx
 from hwr.data.mnist import load_idx_pair
+from hwr.data.sets import LabelledImages
 from hwr.errors import HwrError
 
 _DIGITS = list(string.digits)

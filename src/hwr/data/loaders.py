@@ -5,7 +5,8 @@
   pinned copies all work as usual.
 - Resident on the training device (`data.on_device`): `ResidentBatches`. The shuffle is one
   `randperm` per epoch drawn on that device and a batch is a slice of it, so no Python list of
-  indices is built and copied to the GPU for every step.
+  indices is built and copied to the GPU for every step. Weighted draws (`data.balance`,
+  `data=mix`'s source weights) are one `multinomial` per epoch there, in place of the randperm.
 """
 
 from __future__ import annotations
@@ -67,12 +68,14 @@ class ResidentBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        weights: torch.Tensor | None = None,
     ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.rank, self.world_size = rank, world_size
+        self.weights = weights  # per image: an epoch is n draws with replacement (data.balance)
         self.generator: torch.Generator | None = None
         if shuffle:
             self.generator = torch.Generator(device=images.device)
@@ -97,7 +100,9 @@ class ResidentBatches:
     def _positions(self) -> torch.Tensor | None:
         """This process's positions for one epoch (None: all of them, in order)."""
         n = len(self.labels)
-        if self.shuffle:
+        if self.shuffle and self.weights is not None:
+            order = torch.multinomial(self.weights, n, replacement=True, generator=self.generator)
+        elif self.shuffle:
             order = torch.randperm(n, device=self.device, generator=self.generator)
         elif self.world_size == 1:
             return None

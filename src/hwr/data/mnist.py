@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwr.data.base import CharDataModule, LabelledImages, remove_if_empty
+from hwr.data.base import CharDataModule, remove_if_empty
 from hwr.data.idx import find_idx, read_idx
+from hwr.data.sets import LabelledImages
 from hwr.errors import HwrError
 from hwr.preprocess import Preprocessing
 

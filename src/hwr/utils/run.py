@@ -25,6 +25,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from hwr.casefold import GroupedMetrics
 from hwr.errors import FolderTaken, HwrError
 from hwr.report import TestReport
 from hwr.utils.config import print_config_tree
@@ -45,7 +46,8 @@ def instantiate_group(cfg: DictConfig | None) -> list[Any]:
 
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     """The Trainer of `cfg.trainer` (with `overrides`) and the callbacks and loggers of `cfg`;
-    with `report` on (the default), a TestReport that writes the report of `trainer.test`."""
+    GroupedMetrics (case-folded and per-source accuracy) and, with `report` on (the default),
+    a TestReport that writes the report of `trainer.test`."""
     accelerator = str(overrides.get("accelerator") or cfg.trainer.get("accelerator") or "auto")
     if accelerator not in ("auto", "cpu", "gpu", "cuda", "mps"):
         raise HwrError(f"trainer.accelerator={accelerator} is not one hwr runs on; use auto, cpu or gpu")
@@ -54,7 +56,7 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
             f"trainer.accelerator={accelerator} but torch sees no CUDA GPU on this machine; "
             "use trainer=default (a GPU when there is one, else the CPU) or trainer=cpu"
         )
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = [*instantiate_group(cfg.get("callbacks")), GroupedMetrics()]
     if cfg.get("report", True):
         callbacks.append(TestReport(cfg.paths.output_dir))
     return hydra.utils.instantiate(
