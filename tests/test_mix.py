@@ -57,7 +57,9 @@ def test_mix_weights_set_each_sources_share_of_the_draws(data_dir, tmp_path):
     (_, a, b), (_, c, d) = mix.source_spans("train")
     share = weights[c:d].sum() / weights.sum()
     assert share == pytest.approx(0.75)
-    draws = ResidentBatches(mix.train_set.images, mix.train_set.labels, 64, True, True, seed=0, weights=weights)
+    draws = ResidentBatches(
+        mix.train_set.images, mix.train_set.labels, 64, True, True, seed=0, weights=weights
+    )
     from_english = sum(int(((i >= c) & (i < d)).sum()) for i in [draws._positions()])
     assert 0.65 < from_english / len(mix.train_set) < 0.85
     with pytest.raises(HwrError, match="not sources"):
@@ -110,7 +112,12 @@ def test_folder_set_with_its_own_test_folder_and_csv(tmp_path):
     for part in ("train", "test"):
         write_english(tmp_path / part, layout="folders", writers=4)
     dm = FolderDataModule(
-        tmp_path, folder="train", test_folder="test", val_fraction=0.25, decode_workers=1, cache_dir=tmp_path / "c"
+        tmp_path,
+        folder="train",
+        test_folder="test",
+        val_fraction=0.25,
+        decode_workers=1,
+        cache_dir=tmp_path / "c",
     )
     dm.setup()
     assert dm.class_names == sorted(f"class_{c}" for c in ENGLISH_CLASSES)  # the folder names
@@ -180,7 +187,9 @@ def test_a_mixed_run_reports_every_source_and_case_folded_accuracy(data_dir, tmp
     from hwr.eval import evaluate
 
     ckpt = next((out / "checkpoints").glob("best*.ckpt"))
-    eval_cfg = make_config("eval", [f"ckpt_path={ckpt}", "data=english", "data.test_on=all"], data_dir, tmp_path / "ev")
+    eval_cfg = make_config(
+        "eval", [f"ckpt_path={ckpt}", "data=english", "data.test_on=all"], data_dir, tmp_path / "ev"
+    )
     result = evaluate(eval_cfg)
     assert result["test/acc"] >= 0 and (tmp_path / "ev" / "report" / "per_class.csv").is_file()
     assert np.isfinite(result["test/acc_casefold"])

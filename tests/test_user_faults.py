@@ -316,7 +316,9 @@ def test_a_broken_test_file_fails_before_the_training(data_dir, tmp_path):
 def test_an_unknown_group_option_lists_the_options():
     from hwr.cli import check_group_options
 
-    with pytest.raises(HwrError, match=r"^model=nope is not an option; choose from cnn, cnn_deep, mlp, resnet$"):
+    with pytest.raises(
+        HwrError, match=r"^model=nope is not an option; choose from cnn, cnn_deep, mlp, resnet$"
+    ):
         check_group_options(["model=nope"])
     check_group_options(["model=mlp,cnn", "data=english", "debug=null", "+model.x=1"])  # left to Hydra
     # a user's own config folder may hold model/mine.yaml: its options are Hydra's to check

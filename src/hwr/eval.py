@@ -75,7 +75,9 @@ def eval_datamodule(cfg: DictConfig, trained: TrainedModel) -> CharDataModule:
         if changed:
             log.info("testing on the checkpoint's own split: %s", changed)
         if cfg.data.get("test_on") == "all":
-            log.warning("data.test_on=all tests on the data the model was trained on, its training images too")
+            log.warning(
+                "data.test_on=all tests on the data the model was trained on, its training images too"
+            )
     return hydra.utils.instantiate(cfg.data, **same, mean=prep.mean, std=prep.std)
 
 
