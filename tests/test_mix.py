@@ -167,7 +167,7 @@ def test_a_mixed_run_reports_every_source_and_case_folded_accuracy(data_dir, tmp
     overrides = [
         "data=mix",
         "data.sources.emnist.split=balanced",
-        "+data.sources.english.decode_workers=1",
+        "data.sources.english.decode_workers=1",
         "data.balance=true",
         "data.augment.thickness=0.5",
         "data.augment.lowres=0.3",

@@ -105,3 +105,26 @@ def test_english_loads_all_images(real_dir):
     assert len(dm.pool) == 3410 and dm.num_classes == 62
     assert len(dm.train_set) + len(dm.val_set) + len(dm.test_set) == 3410
     assert dm.class_names[:3] == ["0", "1", "2"] and dm.class_names[-1] == "z"
+
+
+@pytest.mark.slow  # decodes English Hnd and trains on the carved EMNIST for about a minute
+def test_a_mix_of_carved_emnist_and_english_learns_both(real_dir, tmp_path):
+    carved = real_dir / "emnist-carved"
+    if not (carved / "EMNIST").is_dir():
+        pytest.skip(f"no carved EMNIST at {carved}")
+    overrides = [
+        "data=mix",
+        f"data.sources.emnist.data_dir={carved}",
+        "+data.sources.emnist.val_fraction=0.02",  # 1,861 validation images: a CPU minute less
+        "data.augment.thickness=0.3",
+        "model.net.channels=[16,32]",
+        "model.net.head=[64]",
+        "model.optimizer.lr=0.003",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=80",
+        "report=false",
+    ]
+    metrics = train(make_config("train", overrides, real_dir, tmp_path / "run"))
+    # 80 steps of 128, half of the draws from each source: far above chance (1/62) on both
+    assert metrics["test/emnist/acc"] > 0.3 and metrics["test/english/acc"] > 0.15, metrics
+    assert metrics["test/acc_casefold"] > metrics["test/acc"]
