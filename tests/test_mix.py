@@ -193,3 +193,15 @@ def test_a_mixed_run_reports_every_source_and_case_folded_accuracy(data_dir, tmp
     result = evaluate(eval_cfg)
     assert result["test/acc"] >= 0 and (tmp_path / "ev" / "report" / "per_class.csv").is_file()
     assert np.isfinite(result["test/acc_casefold"])
+    # and it predicts and exports like any other checkpoint
+    from PIL import Image
+
+    from hwr.export import export_model
+    from hwr.exported import ExportedModel
+    from hwr.inference import TrainedModel
+
+    page = Image.new("L", (60, 80), 255)
+    page.paste(0, (25, 10, 35, 70))  # a dark bar on white paper
+    guess = TrainedModel.load(ckpt, device="cpu").predict([page], top_k=3)[0]
+    exported = export_model(ckpt, "torchscript", tmp_path / "mix.pt")
+    assert ExportedModel.load(exported["path"]).predict([page], top_k=3)[0][0][0] == guess.label

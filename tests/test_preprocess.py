@@ -92,6 +92,17 @@ def test_noisy_photo_is_denoised():
     assert (out[clean == 0] > 64).mean() < 0.01  # the background stays black
 
 
+def test_a_tight_crop_that_is_mostly_ink_keeps_its_character():
+    """A crop cut to the ink (1 px of grey paper around a bold 'L', 60% contrast): more than
+    half its pixels are ink, so the paper must come from the border, not the median."""
+    crop = Image.new("L", (24, 32), 180)
+    ImageDraw.Draw(crop).rectangle([1, 1, 14, 30], fill=72)  # the L's stem, half the crop
+    ImageDraw.Draw(crop).rectangle([1, 20, 22, 30], fill=72)  # its foot
+    out = Preprocessing().pixels(crop)
+    assert out.max() == 255 and (out > 128).mean() > 0.3  # the L is there, not a blank frame
+    assert out[:, -4:].max() < 64 < out[-6:, :].mean()  # its right edge paper, its foot ink
+
+
 def test_thin_strokes_are_thickened_not_lost():
     thin = seven(width=1, size=600)  # a 1 px pen on a 600 px canvas: 0.05 px at 28 px
     faded = preprocess_image(thin, box=20, center="mass")

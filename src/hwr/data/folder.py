@@ -38,7 +38,7 @@ from hwr.preprocess import Preprocessing, preprocess_image
 log = logging.getLogger(__name__)
 CHARS74K_CLASSES = list(string.digits + string.ascii_uppercase + string.ascii_lowercase)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
-CACHE_VERSION = 1  # bump when preprocess_image changes what it produces
+CACHE_VERSION = 2  # bump when preprocess_image changes what it produces (2: paper from the border)
 _WRITER = re.compile(r"-(\d+)\.[A-Za-z]+$")  # img001-023.png -> writer 23
 
 
