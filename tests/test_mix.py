@@ -102,6 +102,12 @@ def test_idx_set_reads_any_pair_with_class_names(tmp_path):
     assert dm.class_names == ["o", "ki", "su", "tsu"] and int(dm.test_set.labels.max()) == 3
     assert dm.test_set.images.float().mean() < 80  # white ink on black again
     assert 0 < dm.mean < 0.5 and dm.std > 0  # measured
+    # and as a source of a mix, beside a folder set: classes by name, 4 + 5
+    folder = {"_target_": "hwr.data.folder.FolderDataModule", "folder": "english", "decode_workers": 1}
+    write_english(tmp_path / "english")
+    mix = MixDataModule({"kana": dm, "latin": folder}, data_dir=tmp_path, cache_dir=tmp_path / "c")
+    mix.setup("test")
+    assert mix.class_names == sorted(["o", "ki", "su", "tsu", *ENGLISH_CLASSES])
     with pytest.raises(HwrError, match=r"data=idx needs the four IDX files; set data.test_labels"):
         IdxDataModule(tmp_path, **{**files, "test_labels": None})
     with pytest.raises(HwrError, match="does not exist"):
