@@ -1,6 +1,10 @@
-"""Classical baselines (KNN, random forest): `python baselines.py data=english` (see README)."""
+"""Classical baselines (KNN, random forest): `python baselines.py data=english` (see README).
 
-from hwr.baselines import main
+The same as `hwr baselines ...` (hwr.commands.baselines)."""
+
+import sys
+
+from hwr.__main__ import main
 
 if __name__ == "__main__":
-    main()
+    main(["baselines", *sys.argv[1:]])

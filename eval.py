@@ -1,6 +1,10 @@
-"""Test a checkpoint: `python eval.py ckpt_path=outputs/.../checkpoints/best.ckpt data=...`."""
+"""Test a checkpoint: `python eval.py ckpt_path=outputs/.../checkpoints/best.ckpt data=...`.
 
-from hwr.eval import main
+The same as `hwr eval ...` (hwr.commands.eval)."""
+
+import sys
+
+from hwr.__main__ import main
 
 if __name__ == "__main__":
-    main()
+    main(["eval", *sys.argv[1:]])

@@ -1,6 +1,10 @@
-"""Explore a dataset: `python explore.py data=emnist explore.chars=[5,S]` (see README)."""
+"""Explore a dataset: `python explore.py data=emnist explore.chars=[5,S]` (see README).
 
-from hwr.explore import main
+The same as `hwr explore ...` (hwr.commands.explore)."""
+
+import sys
+
+from hwr.__main__ import main
 
 if __name__ == "__main__":
-    main()
+    main(["explore", *sys.argv[1:]])

@@ -1,9 +1,10 @@
-"""Export a checkpoint: `python export.py ckpt_path=.../best.ckpt format=onnx|torchscript [output=...]`."""
+"""Export a checkpoint: `python export.py ckpt_path=.../best.ckpt format=onnx|torchscript [output=...]`.
 
-from hwr.cli import hydra_main
-from hwr.export import run
+The same as `hwr export ...` (hwr.commands.export)."""
 
-main = hydra_main("export")(run)
+import sys
+
+from hwr.__main__ import main
 
 if __name__ == "__main__":
-    main()
+    main(["export", *sys.argv[1:]])

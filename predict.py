@@ -1,10 +1,10 @@
-"""Predict image files: `python predict.py ckpt_path=.../best.ckpt inputs=[img.png,folder/] [--json]`."""
+"""Predict image files: `python predict.py ckpt_path=.../best.ckpt inputs=[img.png,folder/] [--json]`.
+
+The same as `hwr predict ...` (hwr.commands.predict)."""
 
 import sys
 
-from hwr.predict import main
+from hwr.__main__ import main
 
 if __name__ == "__main__":
-    # `--json` reads better than Hydra's json=true; both work.
-    sys.argv = ["json=true" if arg == "--json" else arg for arg in sys.argv]
-    main()
+    main(["predict", *sys.argv[1:]])

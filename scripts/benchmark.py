@@ -8,8 +8,8 @@
    measured bare, with the uint8 -> float conversion and normalisation it does on every batch
    (the like-for-like arm: torchvision's is the usual per-sample `ToTensor + Normalize`), and
    with shift/rotate/scale augmentation on top, which torchvision's arm does not do at all.
-2. train: images/s of the hand-written PyTorch loop (`hwr.bench.plain_loop`) vs hwr's real training
-   path (`hwr.train.train`: Lightning module, trainer, callbacks, TensorBoard logging) on the
+2. train: images/s of the hand-written PyTorch loop (`benchmarks.plain_loop`) vs hwr's real training
+   path (`hwr.commands.train.train`: Lightning module, trainer, callbacks, TensorBoard logging) on the
    same config; the ratio is each arm's step time over the loop's. `--arms` adds hwr with one
    switch each: hwr_quiet (no logger, no progress bar: the logging overhead), hwr_fused,
    hwr_bf16, hwr_channels_last, hwr_compile (mode default), hwr_compile_ro
@@ -34,6 +34,7 @@ import gzip
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -42,7 +43,10 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from hwr.bench.arms import ARMS
+# the measuring code lives in the checkout's benchmarks/, beside this script's folder (it is
+# not part of the installed package)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.arms import ARMS  # noqa: E402
 from hwr.data.base import default_data_dir
 from hwr.data.mnist import MNISTDataModule
 
@@ -121,7 +125,7 @@ def data_path(args: argparse.Namespace) -> list[str]:
 
 def training(args: argparse.Namespace, overrides: list[str], device: str) -> list[str]:
     """Markdown lines of the training table: the plain loop and each arm."""
-    from hwr.bench.arms import GPU_ONLY, arm_label, rounds_json, training_arms
+    from benchmarks.arms import GPU_ONLY, arm_label, rounds_json, training_arms
 
     skipped = [a for a in args.arms if a in GPU_ONLY and device != "cuda"]
     arms = [a for a in args.arms if a not in skipped]
@@ -158,7 +162,7 @@ def training(args: argparse.Namespace, overrides: list[str], device: str) -> lis
 
 def op_counts(args: argparse.Namespace, overrides: list[str]) -> list[str]:
     """Markdown lines of the op-count table (CPU: the counts do not depend on the machine)."""
-    from hwr.bench.opcount import compare_ops, count_hwr_ops, count_plain_ops
+    from benchmarks.opcount import compare_ops, count_hwr_ops, count_plain_ops
 
     lines = [
         f"### Ops per training step: aten ops dispatched, {args.ops_steps} steps after "
@@ -190,8 +194,8 @@ def mean_std(values: list[float]) -> str:
 
 def speedrun(args: argparse.Namespace, device: str) -> list[str]:
     """Markdown lines of the speedrun table: each seed, mean ± std, and the whole command."""
-    from hwr.bench.accuracy import speedrun_seed
-    from hwr.bench.arms import command_seconds
+    from benchmarks.accuracy import speedrun_seed
+    from benchmarks.arms import command_seconds
 
     overrides = [
         "experiment=mnist_speedrun",
@@ -231,7 +235,7 @@ def speedrun(args: argparse.Namespace, device: str) -> list[str]:
 
 def time_to_acc(args: argparse.Namespace, device: str) -> list[str]:
     """Markdown lines of the time-to-accuracy table."""
-    from hwr.bench.accuracy import time_to_accuracy
+    from benchmarks.accuracy import time_to_accuracy
 
     overrides = [
         "experiment=mnist_cnn",
@@ -329,7 +333,7 @@ def main() -> None:
     if "ops" in args.parts:
         report(op_counts(args, overrides))
     if "startup" in args.parts:
-        from hwr.bench.arms import startup_seconds
+        from benchmarks.arms import startup_seconds
 
         marks = [startup_seconds(overrides, args.data_dir) for _ in range(args.rounds)]
         best = min(marks, key=lambda m: m["first_step"])

@@ -14,9 +14,9 @@ import argparse
 import csv
 from pathlib import Path
 
-from hwr.checkpoint import load_checkpoint
 from hwr.data.base import default_data_dir
 from hwr.errors import HwrError
+from hwr.inference.checkpoint import read_checkpoint, trained_on
 
 
 def main() -> None:
@@ -28,10 +28,10 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(default_data_dir()), help="datasets folder ($HWR_DATA_DIR)")
     args = parser.parse_args()
     try:
-        _, trained_on = load_checkpoint(args.ckpt_path)
-        dm = trained_on.datamodule(args.data_dir)
+        on = trained_on(read_checkpoint(args.ckpt_path), args.ckpt_path)
+        dm = on.datamodule(args.data_dir)
         if not hasattr(dm, "test_files"):
-            raise HwrError(f"{args.ckpt_path} was trained on {trained_on.name}, which has no test files")
+            raise HwrError(f"{args.ckpt_path} was trained on {on.name}, which has no test files")
         files = dm.test_files()
     except HwrError as e:
         raise SystemExit(f"error: {e}") from None

@@ -19,9 +19,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from hwr.export import parity_inputs
-from hwr.exported import ExportedModel
-from hwr.inference import TrainedModel
+from hwr.inference.export import parity_inputs
+from hwr.inference.exported import ExportedModel
+from hwr.inference.model import TrainedModel
 
 
 def per_image_ms(call: Callable[[], object], batch: int, repeats: int) -> dict[str, float]:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from hwr.data.base import default_data_dir
 from hwr.data.mnist import MNISTDataModule
-from hwr.inference import TrainedModel
+from hwr.inference.model import TrainedModel
 
 
 def canvas(digit: np.ndarray, rng: np.random.Generator, variant: str) -> Image.Image:

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from hwr.commands.predict import predict_files
 from hwr.data.base import default_data_dir
 from hwr.data.english import EnglishDataModule
 from hwr.data.folder import FolderDataModule
 from hwr.data.mix import GEOMETRY, MixDataModule, reframe
 from hwr.errors import HwrError
-from hwr.inference import TrainedModel
-from hwr.predict import predict_files
+from hwr.inference.model import TrainedModel
 
 
 def english_test(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hwr.results import RESULT_COLUMNS, collect, present, sort_rows, write_table
+from hwr.evaluation.results import RESULT_COLUMNS, collect, present, sort_rows, write_table
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Entry points: importing hwr changes nothing global; `hwr.cli.prepare` does the set-up."""
+"""Entry points: importing hwr changes nothing global; `hwr.runs.entry.prepare` does the set-up."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 # Run in a fresh interpreter: this test process has imported hwr already.
 PROBE = r"""
@@ -34,8 +34,8 @@ names = sorted(m.name for m in pkgutil.walk_packages(hwr.__path__, "hwr."))
 for name in names:
     importlib.import_module(name)
 after = state()
-import hwr.cli
-hwr.cli.prepare()
+import hwr.runs.entry
+hwr.runs.entry.prepare()
 print(json.dumps({"modules": names, "before": before, "after": after, "prepared": state()}))
 """
 
@@ -45,19 +45,25 @@ def test_importing_every_hwr_module_changes_nothing_global():
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"hwr.train", "hwr.eval", "hwr.serve", "hwr.report", "hwr.cli"} <= set(result["modules"])
+    assert {
+        "hwr.commands.train",
+        "hwr.commands.eval",
+        "hwr.commands.serve",
+        "hwr.evaluation.report",
+        "hwr.runs.entry",
+    } <= set(result["modules"])
     assert result["after"] == result["before"]
     # ...and the probe sees the set-up when it happens: prepare() registers and installs
     assert result["prepared"]["resolvers"] == ["hwr_sqlite"]
-    assert result["prepared"]["ddp_hook"] == "hwr.utils.ddp"
-    assert result["before"]["ddp_hook"] != "hwr.utils.ddp"
+    assert result["prepared"]["ddp_hook"] == "hwr.runs.ddp"
+    assert result["before"]["ddp_hook"] != "hwr.runs.ddp"
 
 
 def test_a_lightning_without_the_ddp_hook_is_refused(monkeypatch):
     """DDP under Hydra relies on a private Lightning hook: its absence stops the command at once."""
     from lightning.pytorch.strategies.launchers import subprocess_script
 
-    from hwr.utils import ddp
+    from hwr.runs import ddp
 
     monkeypatch.delattr(subprocess_script, "_hydra_subprocess_cmd")
     with pytest.raises(RuntimeError, match=r"subprocess_script._hydra_subprocess_cmd.*lightning>=2.4,<2.7"):

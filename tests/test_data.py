@@ -4,7 +4,7 @@ import stat
 import numpy as np
 import pytest
 import torch
-from conftest import ENGLISH_CLASSES, write_emnist, write_english, write_mnist
+from helpers import ENGLISH_CLASSES, make_config, write_emnist, write_english, write_mnist
 
 from hwr.data import folder as folder_module
 from hwr.data.augment import AugmentConfig, random_affine
@@ -13,6 +13,7 @@ from hwr.data.english import EnglishDataModule
 from hwr.data.mnist import MNISTDataModule
 from hwr.data.sets import split_indices
 from hwr.errors import HwrError
+from hwr.validation import validate
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -270,8 +271,10 @@ def test_english_images_without_csv_is_an_error(tmp_path):
 
 def test_empty_validation_split_is_an_error(tmp_path):
     write_mnist(tmp_path, n_train=50, n_test=20)
-    with pytest.raises(HwrError, match=r"data.val_fraction=0 must be a share between 0 and 1"):
-        MNISTDataModule(tmp_path, download=False, val_fraction=0)
+    with pytest.raises(
+        HwrError, match=r"data.val_fraction=0 must be a number between 0 and 1 \(neither included\)"
+    ):
+        validate(make_config("train", ["data.val_fraction=0"], tmp_path, tmp_path / "out"))
     with pytest.raises(HwrError, match=r"data.val_fraction=0.001 of 50 training images holds out none"):
         MNISTDataModule(tmp_path, download=False, val_fraction=0.001).setup("fit")
 

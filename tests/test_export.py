@@ -1,4 +1,4 @@
-"""export.py and hwr.export: ONNX / TorchScript files that predict like the checkpoint."""
+"""export.py and hwr.inference.export: ONNX / TorchScript files that predict like the checkpoint."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ENGLISH_CLASSES, ROOT, ink_png, make_config
+from helpers import ENGLISH_CLASSES, ROOT, ink_png, make_config
 from PIL import Image
 
+from hwr.commands.export import export as run
 from hwr.data.english import EnglishDataModule
 from hwr.errors import HwrError
-from hwr.export import TOLERANCE, ExportedModel, export_model, run, sidecar_path
-from hwr.inference import TrainedModel
+from hwr.inference.export import TOLERANCE, ExportedModel, export_model, sidecar_path
+from hwr.inference.model import TrainedModel
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +103,17 @@ def test_refuses_bad_requests(english_run, tmp_path):
     assert str(error.value) == "format='tflite' is not supported; use format=onnx or format=torchscript"
     with pytest.raises(HwrError, match="does not end in .pt or .pth"):
         export_model(ckpt, "torchscript", tmp_path / "m.onnx")
-    with pytest.raises(HwrError, match="checkpoint not found: .*nope.ckpt"):
+    with pytest.raises(HwrError, match="ckpt_path=.*nope.ckpt does not exist"):
         export_model(tmp_path / "nope.ckpt", "onnx", tmp_path / "m.onnx")
     with pytest.raises(HwrError, match="is missing; export one"):
         ExportedModel.load(tmp_path / "nothing.onnx")
-    with pytest.raises(HwrError, match="needs ckpt_path"):
+    with pytest.raises(HwrError, match="ckpt_path is required: add ckpt_path="):
         run(make_config("export", [], tmp_path, tmp_path / "out"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # nothing written
 
 
 def test_failed_parity_leaves_nothing(english_run, tmp_path, monkeypatch):
-    monkeypatch.setattr("hwr.export.TOLERANCE", -1.0)  # no export can pass: the failure path
+    monkeypatch.setattr("hwr.inference.export.TOLERANCE", -1.0)  # no export can pass: the failure path
     with pytest.raises(HwrError, match=r"differs from PyTorch by .*nothing was written"):
         export_model(english_run[0] / "checkpoints" / "best.ckpt", "torchscript", tmp_path / "m.pt")
     assert list(tmp_path.iterdir()) == []
@@ -147,9 +148,10 @@ def test_cli_default_output_and_light_loading(english_run, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no Hydra run folder
     ink_png(tmp_path / "a.png", 3, writer=2)
     code = (
-        "import sys; from PIL import Image; from hwr.exported import ExportedModel; "
+        "import sys; from PIL import Image; from hwr.inference.exported import ExportedModel; "
         f"top = ExportedModel.load({str(model)!r}).predict([Image.open({str(tmp_path / 'a.png')!r})]); "
-        "print(top[0][0][0], *(m in sys.modules for m in ('lightning', 'hwr.classifier', 'torch', 'hydra')))"
+        "print(top[0][0][0], *(m in sys.modules for m in "
+        "('lightning', 'hwr.training.classifier', 'torch', 'hydra')))"
     )
     light = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert light.returncode == 0, light.stderr[-2000:]

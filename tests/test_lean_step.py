@@ -9,12 +9,13 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import SMALL_CNN, make_config
+from helpers import SMALL_CNN, make_config
 
-from hwr.bench.opcount import HOST_READ, compare_ops, count_hwr_ops, count_plain_ops
-from hwr.callbacks import TrainingClock
-from hwr.train import build_model, train
-from hwr.utils.run import build_trainer
+from benchmarks.opcount import HOST_READ, compare_ops, count_hwr_ops, count_plain_ops
+from hwr.commands.train import build_model, train
+from hwr.files import Folder
+from hwr.runs.trainer import build_trainer
+from hwr.training.callbacks import TrainingClock
 
 
 class RecordTraining(L.Callback):
@@ -61,7 +62,7 @@ def test_training_metrics_equal_a_reference_from_the_same_predictions(data_dir, 
     )
     dm = hydra.utils.instantiate(cfg.data)
     model = build_model(cfg.model, dm)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, Folder(tmp_path / "run"))
     trainer.callbacks.append(recorder)
     trainer.fit(model, datamodule=dm)
 
@@ -116,7 +117,7 @@ def test_training_clock_leaves_out_validation_and_compilation(monkeypatch):
     """Hook by hook on a fake clock: the validation window (up to the next training batch) and
     the module's compile warm-up are not training time; the sanity check does not start it."""
     now = [100.0]
-    monkeypatch.setattr("hwr.callbacks.time.perf_counter", lambda: now[0])
+    monkeypatch.setattr("hwr.training.callbacks.time.perf_counter", lambda: now[0])
     clock, trainer, module = TrainingClock(), FakeTrainer(), FakeModule()
 
     trainer.sanity_checking = True

@@ -8,10 +8,8 @@ import string
 import numpy as np
 import pytest
 import torch
-from conftest import ENGLISH_CLASSES, SMALL_CNN, glyphs, make_config, write_english
+from helpers import ENGLISH_CLASSES, SMALL_CNN, glyphs, make_config, write_english
 
-from hwr.casefold import fold_error_share, fold_groups, fold_members, grouped_accuracy
-from hwr.checkpoint import TrainedOn
 from hwr.data.emnist import CLASS_NAMES, EMNISTDataModule
 from hwr.data.english import EnglishDataModule
 from hwr.data.folder import FolderDataModule
@@ -22,6 +20,9 @@ from hwr.data.mix import MixDataModule
 from hwr.data.mnist import MNISTDataModule
 from hwr.data.sets import balanced_weights
 from hwr.errors import HwrError
+from hwr.evaluation.casefold import fold_error_share, fold_groups, fold_members, grouped_accuracy
+from hwr.inference.checkpoint import TrainedOn
+from hwr.validation import validate
 
 
 def mix_of(data_dir, tmp_path, **kwargs) -> MixDataModule:
@@ -141,8 +142,8 @@ def test_test_on_all_tests_every_image(data_dir, tmp_path):
     dm = EnglishDataModule(data_dir, test_on="all", cache_dir=tmp_path / "c", decode_workers=1)
     dm.setup("test")
     assert len(dm.test_set) == len(dm.files.paths)
-    with pytest.raises(HwrError, match="data.test_on"):
-        EnglishDataModule(data_dir, test_on="everything")
+    with pytest.raises(HwrError, match="data.test_on=everything must be one of test, all"):
+        validate(make_config("train", ["data=english", "data.test_on=everything"], data_dir, tmp_path / "o"))
 
 
 def test_fold_groups_merge_case_pairs_and_lookalikes():
@@ -167,7 +168,7 @@ def test_fold_groups_merge_case_pairs_and_lookalikes():
 
 
 def test_a_mixed_run_reports_every_source_and_case_folded_accuracy(data_dir, tmp_path):
-    from hwr.train import train
+    from hwr.commands.train import train
 
     out = tmp_path / "run"
     overrides = [
@@ -190,7 +191,7 @@ def test_a_mixed_run_reports_every_source_and_case_folded_accuracy(data_dir, tmp
     rows = (out / "report" / "sources.csv").read_text().splitlines()
     assert rows[0] == "source,images,acc,acc_casefold" and rows[1].startswith("emnist,")
     # the checkpoint tests again through eval.py's path, on English alone (classes by name)
-    from hwr.eval import evaluate
+    from hwr.commands.eval import evaluate
 
     ckpt = next((out / "checkpoints").glob("best*.ckpt"))
     eval_cfg = make_config(
@@ -202,9 +203,9 @@ def test_a_mixed_run_reports_every_source_and_case_folded_accuracy(data_dir, tmp
     # and it predicts and exports like any other checkpoint
     from PIL import Image
 
-    from hwr.export import export_model
-    from hwr.exported import ExportedModel
-    from hwr.inference import TrainedModel
+    from hwr.inference.export import export_model
+    from hwr.inference.exported import ExportedModel
+    from hwr.inference.model import TrainedModel
 
     page = Image.new("L", (60, 80), 255)
     page.paste(0, (25, 10, 35, 70))  # a dark bar on white paper

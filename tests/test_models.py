@@ -2,12 +2,12 @@ import hydra
 import pytest
 import torch
 
-from hwr.cli import compose_config
 from hwr.errors import HwrError
 from hwr.models.cnn import CNN
 from hwr.models.ensemble import Ensemble, shifted, tta_logits
 from hwr.models.mlp import MLP
 from hwr.models.resnet import ResNet
+from hwr.runs.entry import compose_config
 
 
 @pytest.mark.parametrize("batchnorm", [False, True])

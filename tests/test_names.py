@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 
-from hwr.names import labelled, lookalike_names
+from hwr.evaluation.names import labelled, lookalike_names
 
 CHARS62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 

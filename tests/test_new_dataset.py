@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_config
+from helpers import make_config
 from PIL import Image, ImageDraw
 
-from hwr.eval import evaluate
-from hwr.export import ExportedModel, export_model
-from hwr.inference import TrainedModel
-from hwr.predict import run as predict
-from hwr.train import train
+from hwr.commands.eval import evaluate
+from hwr.commands.predict import run as predict
+from hwr.commands.train import train
+from hwr.inference.export import ExportedModel, export_model
+from hwr.inference.model import TrainedModel
 
 # Bars: horizontal, vertical or a cross, drawn at 16 px, with a split argument of its own.
 DATAMODULE = """

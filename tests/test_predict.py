@@ -1,4 +1,4 @@
-"""predict.py and hwr.inference: checkpoints to predictions on image files."""
+"""predict.py and hwr.inference.model: checkpoints to predictions on image files."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_config
+from helpers import ROOT, make_config
 from PIL import Image
 
+from hwr.commands.predict import collect_inputs, predict_files, run
 from hwr.data.english import EnglishDataModule
 from hwr.errors import HwrError
-from hwr.inference import TrainedModel
-from hwr.predict import collect_inputs, predict_files, run
+from hwr.inference.model import TrainedModel
 
 
 def english_dm(data_dir: Path, cache: Path) -> EnglishDataModule:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_config, needs_real_data
+from helpers import make_config, needs_real_data
 
+from hwr.commands.eval import evaluate
+from hwr.commands.train import train
 from hwr.data.emnist import EMNISTDataModule
 from hwr.data.english import EnglishDataModule
 from hwr.data.mnist import MNISTDataModule
 from hwr.errors import HwrError
-from hwr.eval import evaluate
-from hwr.train import train
 
 pytestmark = needs_real_data
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hwr.checkpoint import TrainedOn
+from hwr.commands.predict import predict_files, read_labels
 from hwr.data.english import EnglishDataModule
-from hwr.inference import TrainedModel
-from hwr.predict import predict_files, read_labels
+from hwr.inference.checkpoint import TrainedOn
+from hwr.inference.model import TrainedModel
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The evaluation report written after every test (hwr.report)."""
+"""The evaluation report written after every test (hwr.evaluation.report)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ import csv
 import json
 
 import pytest
+import rich
 import torch
-from conftest import make_config
+from helpers import make_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hwr.report import TestOutputs as Outputs  # not collected as a test class
-from hwr.report import confused_pairs, print_pairs, write_report
-from hwr.report_figures import mistake_caption, plot_confusion, plot_mistakes, plot_per_class
-from hwr.train import train
+from hwr.commands.train import train
+from hwr.evaluation.figures import TestOutputs as Outputs  # not collected as a test class
+from hwr.evaluation.figures import mistake_caption, plot_confusion, plot_mistakes, plot_per_class
+from hwr.evaluation.report import confused_pairs, write_report
+from hwr.files import Folder
+from hwr.runs.console import pairs_table
 
 DIGITS = list("0123456789")
 CLASSES_62 = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -91,7 +94,7 @@ def test_report_images_in_tensorboard(report_run):
 
 def test_baselines_write_the_same_report(data_dir, tmp_path):
     pytest.importorskip("sklearn")
-    from hwr.baselines import run_baselines
+    from hwr.commands.baselines import run_baselines
 
     out = tmp_path / "bl"
     cfg = make_config("baselines", ["data=english", "baselines.rf.n_estimators=20"], data_dir, out)
@@ -135,7 +138,7 @@ def test_results_table_collects_metrics(tmp_path, capsys):
 
 
 def test_explore_writes_figures_summary_and_tensorboard(data_dir, tmp_path):
-    from hwr.explore import explore
+    from hwr.commands.explore import explore
 
     out = tmp_path / "explore"
     cfg = make_config(
@@ -162,8 +165,8 @@ def test_explore_writes_figures_summary_and_tensorboard(data_dir, tmp_path):
 
 
 def test_explore_unknown_char_is_a_clear_error(data_dir, tmp_path):
+    from hwr.commands.explore import explore
     from hwr.errors import HwrError
-    from hwr.explore import explore
 
     cfg = make_config("explore", ["data=mnist", "explore.chars=[5,S]"], data_dir, tmp_path / "x")
     with pytest.raises(HwrError, match=r"\['S'\] are not classes of mnist"):
@@ -214,8 +217,8 @@ def test_confusion_matrix_one_error_in_200_is_visible(names):
 
 
 def test_class_ticks_are_upright_for_one_character_names():
+    from hwr.commands.explore import class_histogram
     from hwr.data.sets import LabelledImages
-    from hwr.explore import class_histogram
 
     fig = plot_confusion(_matrix_with_one_error(62), CLASSES_62)
     ax = fig.axes[0]
@@ -240,17 +243,17 @@ def _outputs(names: list[str], true: str, pred: str, n: int = 40) -> Outputs:
 
 
 def test_mistake_captions_and_pairs_name_lookalikes(capsys):
-    from hwr.names import lookalike_names
+    from hwr.evaluation.names import lookalike_names
 
     fig = plot_mistakes(_outputs(CLASSES_62, "I", "l"), CLASSES_62)
     caption = fig.axes[0].get_title()
     assert "I (capital i)" in caption and "l (small L)" in caption and "p=0.9" in caption
     assert mistake_caption("1", "7", 0.5, lookalike_names(DIGITS)) == "1 → 7 (p=0.50)"  # digits: bare
 
-    print_pairs([{"true": "I", "predicted": "l", "count": 3, "share": 0.1}], CLASSES_62)
+    rich.print(pairs_table([{"true": "I", "predicted": "l", "count": 3, "share": 0.1}], CLASSES_62))
     out = capsys.readouterr().out
     assert "capital i" in out and "small L" in out
-    print_pairs([{"true": "1", "predicted": "7", "count": 3, "share": 0.1}], DIGITS)
+    rich.print(pairs_table([{"true": "1", "predicted": "7", "count": 3, "share": 0.1}], DIGITS))
     assert "(one)" not in capsys.readouterr().out
 
 
@@ -259,7 +262,7 @@ def test_write_report_logs_images_at_the_given_step(tmp_path):
 
     names = CLASSES_62[:25]  # > 20 classes: the zoom on the most-confused ones is written too
     logger = TensorBoardLogger(str(tmp_path), name="tb", version="")
-    write_report(_outputs(names, "I", "1"), names, tmp_path, [logger], step=37)
+    write_report(_outputs(names, "I", "1"), names, Folder(tmp_path / "report"), [logger], step=37)
     acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
     acc.Reload()
     for tag in ("confusion_matrix", "confusion_zoom", "per_class", "misclassified"):
@@ -273,8 +276,8 @@ def test_write_report_logs_images_at_the_given_step(tmp_path):
 
 
 def test_explore_augmentation_figure_says_when_there_is_none():
+    from hwr.commands.explore import augmentation_figure
     from hwr.data.augment import AugmentConfig
-    from hwr.explore import augmentation_figure
 
     sample, gen = torch.randint(0, 255, (16, 28, 28), dtype=torch.uint8), torch.Generator().manual_seed(0)
     off = augmentation_figure(sample, AugmentConfig(), gen)

@@ -9,13 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_config, run_script, train_until_last_checkpoint
+from helpers import ROOT, make_config, run_script, train_until_last_checkpoint
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from hwr.commands.train import train
 from hwr.errors import HwrError
-from hwr.train import train
-from hwr.utils.resume import LAST, relaunch_argv
+from hwr.runs.resume import LAST, changed_keys, newest_run, recorded_overrides, refused
 
 QUIET = "callbacks.progress_bar=null"
 
@@ -77,50 +77,79 @@ def fake_run(runs: Path, name: str, overrides: list[str], mtime: float) -> Path:
     return folder
 
 
-def test_resume_relaunches_the_run_with_its_own_command_line(tmp_path):
+def test_the_newest_run_and_its_latest_overrides_are_found(tmp_path):
     runs = tmp_path / "outputs" / "train" / "runs"
     fake_run(runs, "a", ["model=mlp"], mtime=1_000)
     newest = fake_run(runs, "b", ["model.net.head=[24]", "trainer.max_epochs=4"], mtime=2_000)
-    log_dir = f"paths.log_dir={tmp_path / 'outputs'}"
-    for ask in ("resume=true", "ckpt_path=last"):  # one request, and its alias
-        argv = relaunch_argv([ask, log_dir, "trainer.max_epochs=6", "--cfg", "job"])
-        assert argv[:2] == ["--cfg", "job"]  # flags pass through untouched
-        assert set(argv[2:-1]) == {
-            "model.net.head=[24]",  # the run's own override...
-            "trainer.max_epochs=6",  # ...this command's on top...
-            log_dir,
-            f"resume='{newest}'",  # ...and the folder it continues, explicitly
-            f"hydra.run.dir='{newest}'",
-        }
-        assert argv[-1].startswith("hydra.output_subdir=.hydra/resumed_")
+    assert newest_run(runs) == newest
+    assert recorded_overrides(newest) == ["model.net.head=[24]", "trainer.max_epochs=4"]
     # a resumed session's overrides are the run's latest: resuming again keeps its changes
     session = newest / ".hydra" / "resumed_2026-01-01_00-00-00"
     session.mkdir()
     OmegaConf.save(
         OmegaConf.create(["model.net.head=[24]", "trainer.max_epochs=6"]), session / "overrides.yaml"
     )
-    assert "trainer.max_epochs=6" in relaunch_argv([f"resume={newest}"])
-    assert relaunch_argv(["model=mlp", "resume=null"]) == ["model=mlp", "resume=null"]  # no resume: unchanged
+    assert "trainer.max_epochs=6" in recorded_overrides(newest)
+
+
+def test_a_resume_may_extend_the_schedule_and_nothing_else(tmp_path):
+    before = OmegaConf.create(
+        {"model": {"net": {"channels": [8]}, "optimizer": {"lr": 0.1}}, "trainer": {"max_epochs": 2}}
+    )
+    after = OmegaConf.create(
+        {"model": {"net": {"channels": [16]}, "optimizer": {"lr": 0.1}}, "trainer": {"max_epochs": 5}}
+    )
+    assert changed_keys(before, after) == ["model.net.channels", "trainer.max_epochs"]
+    assert refused(changed_keys(before, after)) == ["model.net.channels"]
+    moved = OmegaConf.create({"model": {"_target_": "hwr.classifier.Classifier"}})
+    assert (
+        changed_keys(moved, OmegaConf.create({"model": {"_target_": "hwr.training.classifier.Classifier"}}))
+        == []
+    )
 
 
 def test_resume_errors_name_the_problem(tmp_path, data_dir):
-    with pytest.raises(HwrError, match=r"resume=true: no run under .*nothing/runs has checkpoints/last.ckpt"):
-        relaunch_argv(["resume=true", "task_name=nothing", f"paths.log_dir={tmp_path}"])
-    with pytest.raises(HwrError, match=r"resume=.*: no checkpoints/last.ckpt in"):
-        relaunch_argv([f"resume={tmp_path}"])
-    for multirun in (["-m"], ["hparams_search=mnist_optuna"], ["hydra.mode=MULTIRUN"]):
-        with pytest.raises(HwrError, match="resume= continues one run"):
-            relaunch_argv([*multirun, "resume=true"])
-    with pytest.raises(HwrError, match="not both"):
-        relaunch_argv([f"resume={tmp_path}", "ckpt_path=other.ckpt"])
-    # a DDP child of a resumed run already has its folder: relaunching is done once
-    child = [f"resume='{tmp_path}'", f"hydra.run.dir={tmp_path}", "hydra.output_subdir=null"]
-    assert relaunch_argv(child) == child
-    # train() itself refuses a resume that was not relaunched into its folder
     folder = fake_run(tmp_path / "runs", "a", [], mtime=1_000)
-    cfg = make_config("train", [f"resume={folder}"], data_dir, tmp_path / "elsewhere")
-    with pytest.raises(HwrError, match="relaunches into it"):
-        train(cfg)
+    with pytest.raises(HwrError, match=r"resume=.*: no checkpoints/last.ckpt there"):
+        train(make_config("train", [f"resume={tmp_path}"], data_dir, tmp_path / "x"))
+    with pytest.raises(HwrError, match="resume=.*nope: there is no such folder"):
+        train(make_config("train", [f"resume={tmp_path / 'nope'}"], data_dir, tmp_path / "x"))
+    with pytest.raises(HwrError, match="not both"):
+        train(make_config("train", [f"resume={folder}", "ckpt_path=other.ckpt"], data_dir, tmp_path / "x"))
+    assert not (tmp_path / "x").exists()  # a refused resume writes nothing
+
+
+def test_a_resume_continues_the_run_in_its_folder_and_refuses_another_network(data_dir, tmp_path):
+    common = ["model=mlp", "data.batch_size=64", "report=false", "model.scheduler=null"]
+    run = tmp_path / "run"
+    first = train(make_config("train", [*common, "trainer.max_epochs=1"], data_dir, run))
+    manifest = (run / ".hwr" / "manifest.json").read_text()
+    with pytest.raises(HwrError, match=r"resume=.* would change model.net.hidden"):
+        train(
+            make_config(
+                "train", [*common, "model.net.hidden=[64]", f"resume={run}"], data_dir, tmp_path / "x"
+            )
+        )
+    assert (run / ".hwr" / "manifest.json").read_text() == manifest  # refused: nothing recorded
+    second = train(
+        make_config("train", [*common, "trainer.max_epochs=2", f"resume={run}"], data_dir, tmp_path / "y")
+    )
+    assert (first["epochs"], second["epochs"]) == (1, 2) and second["output_dir"] == str(run.absolute())
+    assert len(list((run / ".hydra").glob("resumed_*/config.yaml"))) == 1
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_one_cycle_run_is_not_made_longer(data_dir, tmp_path):
+    run = tmp_path / "run"
+    train(make_config("train", ["model=mlp", "trainer.max_epochs=1", "report=false"], data_dir, run))
+    manifest = (run / ".hwr" / "manifest.json").read_text()
+    with pytest.raises(HwrError, match=r"trainer.max_epochs=3 needs about .* one-cycle schedule ends after"):
+        train(
+            make_config(
+                "train", ["model=mlp", "trainer.max_epochs=3", f"resume={run}"], data_dir, tmp_path / "x"
+            )
+        )
+    assert (run / ".hwr" / "manifest.json").read_text() == manifest
 
 
 def test_same_seed_deterministic_runs_are_identical(data_dir, tmp_path):

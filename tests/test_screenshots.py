@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import free_port, make_config, screenshot
+from helpers import free_port, make_config, screenshot
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from hwr.report import TestOutputs, write_report
-from hwr.train import train
+from hwr.commands.train import train
+from hwr.evaluation.report import TestOutputs, write_report
 
 TINY = [
     "model=mlp",

@@ -21,14 +21,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, free_port, make_config, needs_real_data, screenshot
 from fastapi.testclient import TestClient
+from helpers import ROOT, free_port, make_config, needs_real_data, screenshot
 from PIL import Image, ImageDraw
 
+from hwr.commands.serve import serve as run
 from hwr.errors import HwrError
-from hwr.inference import TrainedModel
-from hwr.names import lookalike_names
-from hwr.serve import create_app, describe_model, predict_upload, run
+from hwr.evaluation.names import lookalike_names
+from hwr.inference.model import TrainedModel
+from hwr.runs.console import describe_model
+from hwr.web.api import create_app, predict_upload
 
 SEVEN = [(80, 60), (200, 60), (120, 230)]
 
@@ -233,7 +235,7 @@ def test_an_unexpected_error_is_a_500_and_the_server_keeps_serving(predictor, mo
 def test_serve_config_needs_a_checkpoint(tmp_path):
     cfg = make_config("serve", [], tmp_path, tmp_path / "out")
     assert cfg.host == "127.0.0.1" and cfg.port == 8000 and cfg.max_upload_mb == 5  # loopback by default
-    with pytest.raises(HwrError, match="needs ckpt_path"):
+    with pytest.raises(HwrError, match="ckpt_path is required: add ckpt_path="):
         run(cfg)
 
 
@@ -471,7 +473,7 @@ def test_page_names_look_alike_characters_and_has_finger_sized_buttons(browser, 
 @pytest.fixture(scope="module")
 def mnist_url(tmp_path_factory, one_thread):
     """A small CNN trained briefly on real MNIST (~40 s on 2 cores), served on loopback."""
-    from hwr.train import train
+    from hwr.commands.train import train
 
     out = tmp_path_factory.mktemp("mnist_serve") / "run"
     overrides = [

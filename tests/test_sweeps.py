@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_config, run_script
+from helpers import ROOT, make_config, run_script
 
-from hwr.eval import evaluate
-from hwr.results import summarize_sweep
+from hwr.commands.eval import evaluate
+from hwr.evaluation.results import summarize_sweep
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

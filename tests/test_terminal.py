@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 from lightning.pytorch.utilities.model_summary import ModelSummary
 
-from hwr.callbacks import ProgressBar
-from hwr.classifier import Classifier
-from hwr.cli import NOISE_LOGS, remove_empty_logs
-from hwr.names import lookalike_names
-from hwr.predict import print_table
-from hwr.utils.tensorboard import session_metrics
+from hwr.evaluation.names import lookalike_names
+from hwr.files import Folder
+from hwr.runs import console
+from hwr.runs.console import ProgressBar
+from hwr.runs.tensorboard import session_metrics
+from hwr.training.classifier import Classifier
 
 MLP = {"_target_": "hwr.models.mlp.MLP", "hidden": [16]}
 ADAM = {"_target_": "torch.optim.AdamW", "_partial_": True}
@@ -34,15 +34,21 @@ def test_the_model_summary_counts_flops_and_sizes():
     assert model.training  # the summary's forward pass ran in eval mode and left it as it was
 
 
-def test_fit_stopping_is_not_printed_into_the_progress_bar():
-    assert "`Trainer.fit` stopped:" in NOISE_LOGS  # printed mid-bar, it made the bar draw twice
+def test_lightning_noise_stays_off_the_terminal_and_file_only_records_in_the_file():
+    """`Trainer.fit` stopped, printed mid-bar, made the bar draw twice; an epoch line is for train.log."""
+    terminal = console._Filter()
+    noise = logging.makeLogRecord({"msg": "`Trainer.fit` stopped: `max_epochs=1` reached."})
+    epoch = logging.makeLogRecord({"msg": "epoch 1/1 (step 3): ...", **console.FILE_ONLY})
+    warning = logging.makeLogRecord({"msg": "no best checkpoint was saved"})
+    assert [terminal.filter(r) for r in (noise, epoch, warning)] == [False, False, True]
+    assert [console._DropNoise().filter(r) for r in (noise, epoch)] == [False, True]  # the file keeps epochs
 
 
 def test_prediction_tables_name_look_alike_characters(capsys):
     rows = [
         {"source": "a.png", "label": "l", "top": [{"label": "l", "prob": 0.6}, {"label": "1", "prob": 0.3}]}
     ]
-    print_table(rows, "", lookalike_names(string.digits + string.ascii_letters))
+    console.print_predictions(rows, "", lookalike_names(string.digits + string.ascii_letters))
     printed = capsys.readouterr().out
     assert "l (small L)" in printed and "1 (one) 0.300" in printed
 
@@ -71,18 +77,10 @@ def test_hparams_metrics_lead_with_the_objective():
     ]  # fmt: skip
 
 
-def test_an_empty_job_log_is_removed_and_a_written_one_kept(tmp_path):
-    root = logging.getLogger()
-    empty, written = (
-        logging.FileHandler(tmp_path / "explore.log"),
-        logging.FileHandler(tmp_path / "train.log"),
-    )
-    written.emit(logging.makeLogRecord({"msg": "epoch 1/1"}))
-    root.addHandler(empty), root.addHandler(written)
-    try:
-        remove_empty_logs()
-    finally:
-        for handler in (empty, written):
-            root.removeHandler(handler)
-            handler.close()
+def test_a_run_log_appears_with_its_first_record(tmp_path):
+    folder = Folder(tmp_path)
+    quiet, busy = console.log_to(folder, "explore"), console.log_to(folder, "train")
+    console.close_log(quiet)  # nothing was logged while it was open: no empty explore.log
+    console.log.info("epoch 1/1", extra=console.FILE_ONLY)
+    console.close_log(busy)
     assert not (tmp_path / "explore.log").exists() and "epoch 1/1" in (tmp_path / "train.log").read_text()

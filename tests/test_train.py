@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, SMALL_CNN, make_config, run_script
+from helpers import ROOT, SMALL_CNN, make_config, run_script, table_numbers
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hwr.cli import CONFIG_DIR
+from hwr.commands.eval import evaluate
+from hwr.commands.train import train
+from hwr.config import group_options
 from hwr.errors import HwrError
-from hwr.eval import evaluate
-from hwr.inference import TrainedModel
-from hwr.train import train
+from hwr.inference.model import TrainedModel
 
-EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+EXPERIMENTS = group_options("experiment")
 
 
 @pytest.mark.parametrize("data", ["mnist", "emnist", "english"])
@@ -295,8 +295,8 @@ def test_cli_train_then_eval(data_dir, tmp_path):
     assert (metrics_file.parent / ".hydra" / "config.yaml").is_file()
     # train.log keeps what the progress bar redraws away: one line per epoch, then the record
     log = (metrics_file.parent / "train.log").read_text()
-    assert "[hwr.run][INFO] - epoch 1/1 (step 1): " in log and "val/acc_best" in log
-    assert f"[hwr.run][INFO] - run record: {metrics_file}" in log
+    assert "[hwr][INFO] - epoch 1/1 (step 1): " in log and "val/acc_best" in log
+    assert f"[hwr][INFO] - run record: {metrics_file}" in log
 
     ckpt = tmp_path / "model.ckpt"
     overrides = ["data=english", "model=mlp", "trainer.max_epochs=1", cache]
@@ -317,23 +317,23 @@ USER_ERRORS = [
     ("train", ["data=emnist", "data.split=bogus"], "error: data.split='bogus' is not an EMNIST split"),
     ("train", ["model.net.channels=[8,8,8,8,8,8]"], "error: 6 pooling blocks need images of at least 64"),
     ("train", ["ckpt_path=nope.ckpt"], "error: ckpt_path=nope.ckpt does not exist"),
-    ("eval", [], "error: eval.py needs ckpt_path="),
-    ("eval", ["ckpt_path=nope.ckpt"], "error: checkpoint not found: nope.ckpt"),
+    ("eval", [], "error: ckpt_path is required: add ckpt_path=<run>/checkpoints/best.ckpt"),
+    ("eval", ["ckpt_path=nope.ckpt"], "error: ckpt_path=nope.ckpt does not exist"),
 ]
 
 
 @pytest.mark.parametrize("name,args,message", USER_ERRORS)
-def test_user_errors_are_one_clear_line(tmp_path, name, args, message):
-    """What an entry point's main does with a user error: exit with `error: <one line>`."""
-    from hwr.cli import run
-    from hwr.eval import evaluate
+def test_user_errors_are_one_clear_line(tmp_path, capsys, name, args, message):
+    """What a command does with a user error: `error: <one line>` on stderr, exit status 1."""
+    from hwr.errors import user_errors
 
-    task = {"train": train, "eval": evaluate}[name]
+    command = {"train": train, "eval": evaluate}[name]
     extra = ["debug=fdr"] if name == "train" else ["data=mnist"]
     cfg = make_config(name, [*extra, *args], tmp_path / "empty", tmp_path / "out")
-    with pytest.raises(SystemExit) as exited:
-        run(cfg, task)
-    assert str(exited.value.code).startswith(message) and "\n" not in str(exited.value.code)
+    with pytest.raises(SystemExit) as exited, user_errors():
+        command(cfg)
+    printed = capsys.readouterr().err
+    assert exited.value.code == 1 and printed.startswith(message) and printed.count("\n") == 1, printed
 
 
 @pytest.mark.slow  # starts processes
@@ -360,7 +360,8 @@ def test_cli_bad_config_key(tmp_path):
 
 @pytest.mark.slow
 def test_benchmark_smoke(data_dir, tmp_path):
-    """Every part of the benchmark runs end to end (a few steps; numbers are not checked)."""
+    """Every part of the benchmark measures something: positive speeds, a step-time ratio, a
+    start-up time (a few steps each; how fast is not checked, that it measured is)."""
     run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--data-dir", str(data_dir),
          "--seconds", "0.2", "--rounds", "1", "--workers", "0", "--steps", "3", "--warmup", "1",
@@ -370,7 +371,13 @@ def test_benchmark_smoke(data_dir, tmp_path):
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     table = (tmp_path / "bench.md").read_text()
-    assert "| hwr loader + float + normalise |" in table
-    assert "| plain PyTorch loop (same net, optimiser, schedule, loss, batches) |" in table
-    assert "| hwr train.py path (Lightning, callbacks, logging) |" in table
-    assert "launch to first training step:" in table and table in run.stdout
+    loader, torchvision = (
+        table_numbers(table, "hwr loader + float + normalise"),
+        table_numbers(table, "torchvision DataLoader, 0 workers"),
+    )
+    assert loader[0] > 0 and torchvision == [pytest.approx(torchvision[0]), 1.0]  # the baseline is 1.0x
+    plain = table_numbers(table, "plain PyTorch loop (same net, optimiser, schedule, loss, batches)")
+    hwr = table_numbers(table, "hwr train.py path (Lightning, callbacks, logging)")
+    assert plain[0] > 0 and hwr[0] > 0 and hwr[1] == pytest.approx(plain[0] / hwr[0], rel=0.02)
+    startup = float(table.split("launch to first training step: ")[1].split(" s")[0])
+    assert 0 < startup < 600 and table in run.stdout

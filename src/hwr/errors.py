@@ -1,5 +1,6 @@
-"""The one exception type that entry points turn into a one-line message, and how they do it."""
+"""The exceptions a command turns into a one-line message, and how it does it."""
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -7,27 +8,22 @@ from contextlib import contextmanager
 class HwrError(Exception):
     """A problem the user can fix (missing data, bad file, bad option).
 
-    The message is one line that says what is wrong and how to fix it; `train.py`,
-    `eval.py` and the other entry points print it without a traceback.
+    The message is one line that says what is wrong and how to fix it; every command prints
+    it as `error: <message>` without a traceback and exits with `exit_code`.
     """
+
+    exit_code = 1
 
 
 class FolderTaken(HwrError):
-    """The run folder holds another run: nothing may be written there, not even a failure record."""
+    """The run folder holds another run, or another process runs in it: nothing may be
+    written there, not even a failure record."""
 
 
-def positive_int(name: str, value: object, example: int = 1, most: int | None = None) -> int:
-    """`value` when it is an integer >= 1 (and <= `most`), else an HwrError naming the key:
-    `data.batch_size=0 must be a positive integer (e.g. data.batch_size=64)`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < 1
-        or (most is not None and value > most)
-    ):
-        bound = f" from 1 to {most}" if most is not None else ""
-        raise HwrError(f"{name}={value!r} must be a positive integer{bound} (e.g. {name}={example})")
-    return value
+class Diverged(HwrError):
+    """The training loss stopped being a finite number: the run stops at that step."""
+
+    exit_code = 3
 
 
 def root_cause(error: BaseException) -> BaseException:
@@ -40,16 +36,24 @@ def root_cause(error: BaseException) -> BaseException:
     return error
 
 
+def one_line(error: BaseException) -> str:
+    """A user error's own message, else `Type: first line of the message`."""
+    cause = root_cause(error)
+    if isinstance(cause, HwrError):
+        return str(cause)
+    text = f"{type(cause).__name__}: {cause}".strip()
+    return text.splitlines()[0] if text else type(cause).__name__
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn an HwrError (also one raised in a config's constructor) into `error: <message>` on
-    stderr and exit status 1, without a traceback; any other exception passes through."""
+    stderr and its exit status, without a traceback; any other exception passes through."""
     try:
         yield
-    except HwrError as e:
-        raise SystemExit(f"error: {e}") from None
     except Exception as e:
         cause = root_cause(e)
-        if isinstance(cause, HwrError):
-            raise SystemExit(f"error: {cause}") from None
-        raise
+        if not isinstance(cause, HwrError):
+            raise
+        print(f"error: {cause}", file=sys.stderr)
+        raise SystemExit(cause.exit_code) from None

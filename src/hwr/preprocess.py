@@ -25,6 +25,11 @@ from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from hwr.errors import HwrError
 
+# The image files hwr reads (datasets in folders, predict's inputs): what Pillow decodes.
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+)
+
 # Working resolution for cropping: large enough to keep thin strokes, small enough to be fast.
 _WORK_SIZE = 256
 # A pixel counts as ink when it is at least this share of the way from background to ink.

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import hydra
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
@@ -33,7 +34,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from hwr.data.augment import AugmentConfig, augment_batch
 from hwr.data.loaders import IndexedImages, ResidentBatches, keep_batch
 from hwr.data.sets import LabelledImages, balanced_weights, split_indices
-from hwr.errors import HwrError, positive_int
+from hwr.errors import HwrError
 from hwr.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,12 @@ log = logging.getLogger(__name__)
 def default_data_dir() -> Path:
     """`$HWR_DATA_DIR` when set, else `./data`."""
     return Path(os.environ.get("HWR_DATA_DIR") or "data")
+
+
+def build_datamodule(cfg: Mapping[str, Any], **overrides: Any) -> CharDataModule:
+    """The DataModule of a data config, every argument a plain Python value (no OmegaConf
+    object reaches it, so none reaches a checkpoint: they load with weights-only loading)."""
+    return hydra.utils.instantiate(cfg, **overrides, _convert_="all")
 
 
 def remove_if_empty(folders: list[Path]) -> None:
@@ -112,21 +119,8 @@ class CharDataModule(L.LightningDataModule, ABC):
         balance: bool = False,
         test_on: str = "test",
     ):
+        # The values are checked where every config key is (hwr.validation), before a run starts.
         super().__init__()
-        if not isinstance(balance, bool):
-            raise HwrError(f"data.balance={balance!r} must be true or false")
-        if test_on not in ("test", "all"):
-            raise HwrError(f"data.test_on={test_on!r}: use test (the test split) or all (every image)")
-        positive_int("data.batch_size", batch_size, example=128)
-        positive_int("data.eval_batch_size", eval_batch_size, example=1024)
-        if (
-            isinstance(val_fraction, bool)
-            or not isinstance(val_fraction, int | float)
-            or not 0 < val_fraction < 1
-        ):
-            raise HwrError(f"data.val_fraction={val_fraction!r} must be a share between 0 and 1 (e.g. 0.1)")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise HwrError(f"data.num_workers={num_workers!r} must be 0 (load in the main process) or more")
         on_device = parse_on_device(on_device)
         # Plain types only in hparams: checkpoints then load with torch.load(weights_only=True).
         augment = {k: float(v) for k, v in dict(augment or {}).items()}
@@ -186,7 +180,7 @@ class CharDataModule(L.LightningDataModule, ABC):
     # ---- shared -------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """What a model trained on this DataModule was trained on, in plain types: the
-        Classifier stores it in every checkpoint and `hwr.checkpoint.TrainedOn` reads it."""
+        Classifier stores it in every checkpoint and `hwr.inference.checkpoint.TrainedOn` reads it."""
         cls = type(self)
         return {
             "class_path": f"{cls.__module__}.{cls.__qualname__}",

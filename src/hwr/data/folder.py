@@ -33,11 +33,10 @@ from PIL import Image
 from hwr.data.base import CharDataModule
 from hwr.data.sets import LabelledImages, split_indices
 from hwr.errors import HwrError
-from hwr.preprocess import Preprocessing, preprocess_image
+from hwr.preprocess import IMAGE_SUFFIXES, Preprocessing, preprocess_image
 
 log = logging.getLogger(__name__)
 CHARS74K_CLASSES = list(string.digits + string.ascii_uppercase + string.ascii_lowercase)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
 CACHE_VERSION = 2  # bump when preprocess_image changes what it produces (2: paper from the border)
 _WRITER = re.compile(r"-(\d+)\.[A-Za-z]+$")  # img001-023.png -> writer 23
 

@@ -13,7 +13,7 @@ look. A mix gives more writers and more looks:
 - `weights` set each source's share of the training draws (default: in proportion to its
   size, a plain shuffle); `balance` balances classes within each source;
 - validation and test are reported overall and per source (`test/<source>/acc`,
-  hwr.casefold.GroupedMetrics; `report/sources.csv`).
+  hwr.evaluation.casefold.GroupedMetrics; `report/sources.csv`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import get_class
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
 from PIL import Image
 
 from hwr.data.base import CharDataModule
 from hwr.data.sets import LabelledImages, balanced_weights
-from hwr.errors import HwrError
+from hwr.errors import HwrError, root_cause
 from hwr.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -89,25 +90,28 @@ class MixDataModule(CharDataModule):
         self.hparams.update(sources=self.split_args()["sources"], weights=weights)
 
     def _build(self, name: str, spec: Any) -> CharDataModule:
+        """A source from its config (`_target_` and arguments) or a checkpoint's record of it
+        (`class_path`, `split`, `data_dir`), reading the mix's data_dir and cache_dir when it
+        names none."""
         if isinstance(spec, CharDataModule):
             return spec
         spec = dict(spec)
-        if "_target_" in spec:
-            cls = get_class(str(spec.pop("_target_")))
-            arguments = spec
-        elif "class_path" in spec:  # a checkpoint's record of the source
-            cls = get_class(spec["class_path"])
-            arguments = {**(spec.get("split") or {}), "data_dir": spec.get("data_dir")}
-        else:
+        if "class_path" in spec:
+            spec = {
+                "_target_": spec["class_path"],
+                **(spec.get("split") or {}),
+                "data_dir": spec.get("data_dir"),
+            }
+        if "_target_" not in spec:
             raise HwrError(f"data.sources.{name} needs _target_ (a DataModule class) and its arguments")
-        if not arguments.get("data_dir"):
-            arguments["data_dir"] = self.data_dir
-        if self.cache_dir is not None and "cache_dir" in inspect.signature(cls).parameters:
-            arguments["cache_dir"] = arguments.get("cache_dir") or self.cache_dir
+        spec["data_dir"] = spec.get("data_dir") or self.data_dir
+        accepts = inspect.signature(get_class(str(spec["_target_"]))).parameters
+        if self.cache_dir is not None and "cache_dir" in accepts:
+            spec["cache_dir"] = spec.get("cache_dir") or self.cache_dir
         try:
-            return cls(**arguments)
-        except TypeError as e:
-            raise HwrError(f"data.sources.{name}: {e}") from e
+            return instantiate(spec, _convert_="all")
+        except InstantiationException as e:
+            raise HwrError(f"data.sources.{name}: {root_cause(e)}") from e
 
     @property
     def class_names(self) -> list[str]:

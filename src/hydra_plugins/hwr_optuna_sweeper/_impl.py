@@ -89,7 +89,7 @@ class TrialSeededSampler(BaseSampler):
 
 
 class _FailedJobNoise(logging.Filter):
-    """A failed job returns None (hwr.utils.sweep.run_task), which the plugin records as a
+    """A failed job returns None (hwr.runs.sweep.run_task), which the plugin records as a
     failed trial after warning that None is not a float: the job has already said why it failed."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -115,7 +115,7 @@ class HwrOptunaSweeperImpl(OptunaSweeperImpl):
             super().sweep(arguments)
         except ValueError as e:
             # Every trial failed: the plugin has no best trial to write and raises. The sweep
-            # still ends with its summary (hwr.utils.sweep.SweepSummary) saying why, exit 1.
+            # still ends with its summary (hwr.runs.sweep.SweepSummary) saying why, exit 1.
             if "Record does not exist" not in str(e):
                 raise
             log.error("no trial of study %s has completed: no optimization_results.yaml", self.study_name)
