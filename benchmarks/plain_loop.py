@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from hwr.data.base import parse_on_device
+from hwr.data.loaders import parse_on_device
 from hwr.training.compiled import CUDA_GRAPH_MODES, compile_mode
 
 

@@ -29,7 +29,7 @@ needs_real_data = pytest.mark.skipif(
     not REAL_DATA or not Path(REAL_DATA).is_dir(),
     reason=f"HWR_DATA_DIR={REAL_DATA} is not a folder"
     if REAL_DATA
-    else "set HWR_DATA_DIR to the datasets folder (e.g. ../shared/datasets) to run real-data tests",
+    else "set HWR_DATA_DIR to a folder holding MNIST, EMNIST and English Hnd to run real-data tests",
 )
 
 
@@ -183,12 +183,21 @@ def screenshot(page, name: str, folder: Path, **options) -> Path:
     (docs/img when the docs' pictures are refreshed), a copy there; return the first path."""
     path = folder / name
     page.screenshot(path=str(path), **options)
-    assert path.stat().st_size > 5_000, f"{name} looks empty"
+    assert drawn_share(path) > 0.02, f"{name} is one flat colour: the page drew nothing"
     if os.environ.get("HWR_SCREENSHOTS"):
         target = Path(os.environ["HWR_SCREENSHOTS"])
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target / name)
     return path
+
+
+def drawn_share(path: Path) -> float:
+    """The share of a picture's pixels that differ from its most common colour (the page's
+    background): a blank or unrendered page is ~0, a page with text and figures is not."""
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB").resize((200, 200))).reshape(-1, 3)
+    colours, counts = np.unique(pixels, axis=0, return_counts=True)
+    return 1 - counts.max() / len(pixels)
 
 
 def free_port() -> int:

@@ -6,6 +6,7 @@ smoke mode."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from hwr.inference.export import export_model
 from hwr.inference.model import TrainedModel
 from hwr.training.compiled import COMPILE_MODES, compile_mode
 
+PLAIN_ROW = "plain PyTorch loop (same net, optimiser, schedule, loss, batches)"  # scripts/benchmark.py
 SMALL_CNN_ARGS = ["--extra", *SMALL_CNN]  # scripts/benchmark.py: overrides for every run
 
 
@@ -316,7 +318,7 @@ def test_benchmark_new_arms_op_counts_time_to_accuracy_and_speedrun_smoke(data_d
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     table = (tmp_path / "bench.md").read_text()
-    plain = table_numbers(table, "plain PyTorch loop (same net, optimiser, schedule, loss, batches)")
+    plain = table_numbers(table, PLAIN_ROW)
     for arm in (
         "hwr, logger=false, no progress bar",
         "hwr, model.optimizer.fused=true",
@@ -337,3 +339,29 @@ def test_benchmark_new_arms_op_counts_time_to_accuracy_and_speedrun_smoke(data_d
     clock, accuracy = seed[0], seed[-2]
     assert clock > 0 and 0 <= accuracy <= 100  # seed 1's training clock and test accuracy
     assert "Seeds with test accuracy ≥ 99.5%:" in table
+
+
+@pytest.mark.slow  # starts processes: every part of the GPU script, on the CPU
+def test_gpu_benchmark_script_runs_in_its_cpu_smoke_mode(data_dir, tmp_path):
+    """scripts/gpu_benchmark.sh has not met a GPU yet: its --smoke mode runs every part on the CPU
+    (tiny network, a few steps), so a broken flag or part shows here before one is lent."""
+    out = tmp_path / "bench"
+    env = {**os.environ, "HWR_DATA_DIR": str(data_dir), "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"}
+    run = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_benchmark.sh"), "--smoke", str(out)],
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    eager = (out / "gpu_train_eager.md").read_text()
+    plain, hwr = (
+        table_numbers(eager, p) for p in (PLAIN_ROW, "hwr train.py path (Lightning, callbacks, logging)")
+    )
+    assert plain[0] > 0 and hwr[0] > 0  # measured images/s
+    compiled = (out / "gpu_train_compiled.md").read_text()
+    assert table_numbers(compiled, "hwr, model.compile=reduce-overhead")[0] > 0
+    assert "skipped hwr_gpu_fast: needs a GPU" in compiled  # on a GPU these run
+    speedrun = (out / "gpu_speedrun.md").read_text()
+    assert table_numbers(speedrun, "1")[0] > 0 and "launch to first training step:" in speedrun
+    for name in ("mnist_cnn", "mnist_cnn_gpu_fast"):
+        assert json.loads((out / name / "metrics.json").read_text())["status"] == "completed", name
+    assert len((out / "gpu_mnist_cnn.md").read_text().splitlines()) == 2

@@ -202,7 +202,7 @@ def test_eval_defaults_to_the_training_data(trained_run, data_dir, tmp_path):
 
 
 def test_checkpoints_from_before_the_record_still_load(trained_run, data_dir, tmp_path):
-    """A checkpoint in the layout hwr wrote up to commit 20f2640 (no trained-on record; the
+    """A checkpoint in the layout hwr's first versions wrote (no trained-on record; the
     DataModule hparams name the dataset and hold mean/std) loads with the same record, so the
     same preprocessing for predict/export/serve, and evaluates to the same accuracy."""
     out, metrics = trained_run

@@ -29,10 +29,10 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
 from hwr.data.augment import AugmentConfig, augment_batch
-from hwr.data.loaders import IndexedImages, ResidentBatches, keep_batch
+from hwr.data.loaders import host_loader, parse_on_device, resident_device, resident_loader
 from hwr.data.sets import LabelledImages, balanced_weights, split_indices
 from hwr.errors import HwrError
 from hwr.preprocess import Preprocessing
@@ -57,20 +57,6 @@ def remove_if_empty(folders: list[Path]) -> None:
     for folder in reversed(folders):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-
-
-# `on_device: auto` keeps the data on the GPU when it takes at most this share of the free
-# memory: EMNIST byclass (the largest set, 0.65 GB) fits any current GPU many times over,
-# and the rest stays for the network's activations.
-AUTO_MAX_SHARE = 0.25
-
-
-def parse_on_device(value: bool | str) -> bool | str:
-    """`data.on_device` as `"auto"`, True or False (also accepts the strings "true"/"false")."""
-    text = str(value).strip().lower()
-    if text in ("auto", "true", "false"):
-        return {"auto": "auto", "true": True, "false": False}[text]
-    raise HwrError(f"data.on_device={value!r} is not allowed; use auto, true or false")
 
 
 class CharDataModule(L.LightningDataModule, ABC):
@@ -247,25 +233,10 @@ class CharDataModule(L.LightningDataModule, ABC):
             return None
         return balanced_weights(self.train_set.labels.cpu(), self.num_classes)
 
-    def _resident_device(self) -> torch.device | None:
-        """The device the data should live on, or None for host memory (see `on_device`)."""
-        trainer = self.trainer
-        if self.on_device is False or trainer is None:
-            return None
-        device = trainer.strategy.root_device
-        if self.on_device is True:
-            return device
-        if device.type != "cuda":
-            return None  # auto: on a CPU trainer the data is already where the model is
-        sets = [s for s in (self.train_set, self.val_set, self.test_set) if s is not None]
-        free, _total = torch.cuda.mem_get_info(device)
-        resident = sum(s.nbytes for s in sets if s.images.device == device)
-        needed = sum(s.nbytes for s in sets) - resident
-        return device if needed <= AUTO_MAX_SHARE * (free + resident) else None
-
     def _place(self) -> None:
         """Move the loaded sets to the resident device (or back to the host)."""
-        device = self._resident_device()
+        sets = [d for d in (self.train_set, self.val_set, self.test_set) if d is not None]
+        device = resident_device(self.on_device, self.trainer, sets)
         target = device if device is not None else torch.device("cpu")
         for name in ("train_set", "val_set", "test_set"):
             data = getattr(self, name)
@@ -301,53 +272,9 @@ class CharDataModule(L.LightningDataModule, ABC):
     ):
         if data is None:
             raise RuntimeError("call setup() before asking for a dataloader")
-        # Training drops the ragged last batch: a batch of 1 breaks BatchNorm.
-        drop_last = shuffle and len(data) > batch_size
         if self.resident is not None and data.images.device == self.resident:
-            return self._resident_loader(data, batch_size, shuffle, drop_last, weights)
-        sampler = None
-        if weights is not None:  # weighted draws in place of the shuffle (Lightning shards it under DDP)
-            sampler = WeightedRandomSampler(weights, num_samples=len(data), replacement=True)
-        return DataLoader(
-            IndexedImages(data),
-            batch_size=batch_size,
-            shuffle=shuffle and sampler is None,
-            sampler=sampler,
-            drop_last=drop_last,
-            collate_fn=keep_batch,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def _resident_loader(
-        self,
-        data: LabelledImages,
-        batch_size: int,
-        shuffle: bool,
-        drop_last: bool,
-        weights: torch.Tensor | None = None,
-    ):
-        """Batches drawn on the device the data lives on (see ResidentBatches)."""
-        trainer = self.trainer
-        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        if shuffle and trainer is not None and trainer.overfit_batches:
-            shuffle = False  # overfit_batches: the same first batches every epoch, as Lightning does
-        # The shuffle follows the run's seed (seed_everything sets torch's), the same in every process.
-        seed = torch.initial_seed()
-        if world_size > 1:
-            seed = trainer.strategy.broadcast(seed)
-        return ResidentBatches(
-            data.images,
-            data.labels,
-            batch_size,
-            shuffle,
-            drop_last,
-            seed=seed,
-            rank=rank,
-            world_size=world_size,
-            weights=None if weights is None or not shuffle else weights.to(data.images.device),
-        )
+            return resident_loader(data, batch_size, shuffle, self.trainer, weights)
+        return host_loader(data, batch_size, shuffle, self.num_workers, self.pin_memory, weights)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, shuffle=True, weights=self.sample_weights())

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from hwr.errors import HwrError
 
 
 class IndexedImages(Dataset):
@@ -121,3 +124,85 @@ class ResidentBatches:
             else:
                 index = positions[start:stop]
                 yield self.images[index], self.labels[index]
+
+
+# `on_device: auto` keeps the data on the GPU when it takes at most this share of the free
+# memory: EMNIST byclass (the largest set, 0.65 GB) fits any current GPU many times over,
+# and the rest stays for the network's activations.
+AUTO_MAX_SHARE = 0.25
+
+
+def parse_on_device(value: bool | str) -> bool | str:
+    """`data.on_device` as `"auto"`, True or False (also accepts the strings "true"/"false")."""
+    text = str(value).strip().lower()
+    if text in ("auto", "true", "false"):
+        return {"auto": "auto", "true": True, "false": False}[text]
+    raise HwrError(f"data.on_device={value!r} is not allowed; use auto, true or false")
+
+
+def resident_device(on_device: bool | str, trainer: Any, sets: Sequence[Any]) -> torch.device | None:
+    """The device a DataModule's sets should live on, or None for host memory: `on_device`
+    true: the trainer's root device; auto: a GPU when the sets take at most AUTO_MAX_SHARE of
+    its free memory; false (or no trainer): the host."""
+    if on_device is False or trainer is None:
+        return None
+    device = trainer.strategy.root_device
+    if on_device is True:
+        return device
+    if device.type != "cuda":
+        return None  # auto: on a CPU trainer the data is already where the model is
+    free, _total = torch.cuda.mem_get_info(device)
+    resident = sum(s.nbytes for s in sets if s.images.device == device)
+    needed = sum(s.nbytes for s in sets) - resident
+    return device if needed <= AUTO_MAX_SHARE * (free + resident) else None
+
+
+def host_loader(
+    data: Any,
+    batch_size: int,
+    shuffle: bool,
+    workers: int,
+    pin_memory: bool,
+    weights: torch.Tensor | None,
+) -> DataLoader:
+    """A DataLoader over host tensors; `weights`: weighted draws in place of the shuffle
+    (Lightning shards the sampler under DDP). Training drops the ragged last batch: a batch of
+    1 breaks BatchNorm."""
+    sampler = None
+    if weights is not None:
+        sampler = WeightedRandomSampler(weights, num_samples=len(data), replacement=True)
+    return DataLoader(
+        IndexedImages(data),
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        drop_last=shuffle and len(data) > batch_size,
+        collate_fn=keep_batch,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+    )
+
+
+def resident_loader(
+    data: Any, batch_size: int, shuffle: bool, trainer: Any, weights: torch.Tensor | None
+) -> ResidentBatches:
+    """Batches drawn on the device the data lives on (see ResidentBatches), sharded over the
+    trainer's processes with one seed (the run's, broadcast from rank 0)."""
+    rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+    if shuffle and trainer is not None and trainer.overfit_batches:
+        shuffle = False  # overfit_batches: the same first batches every epoch, as Lightning does
+    seed = torch.initial_seed()  # seed_everything sets it: the same in every process
+    if world_size > 1:
+        seed = trainer.strategy.broadcast(seed)
+    return ResidentBatches(
+        data.images,
+        data.labels,
+        batch_size,
+        shuffle,
+        shuffle and len(data) > batch_size,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        weights=None if weights is None or not shuffle else weights.to(data.images.device),
+    )

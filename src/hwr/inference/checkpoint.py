@@ -31,7 +31,7 @@ from hwr.preprocess import Preprocessing
 TRAINED_ON = "hwr_trained_on"
 NET_PREFIX = "net."
 
-# The reader of checkpoints from before the trained-on record (hwr up to commit 20f2640): they
+# The reader of checkpoints from before the trained-on record (hwr's first versions): they
 # name their dataset, and their DataModule hparams hold the split arguments. Frozen: a new
 # dataset writes the record and never needs a line here.
 _LEGACY: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
@@ -122,7 +122,7 @@ class TrainedOn:
             ) from e
 
     def datamodule(self, data_dir: str | Path, cache_dir: str | Path | None = None) -> Any:
-        """The DataModule the checkpoint was trained with, on this machine's folders: same class,
+        """The DataModule the checkpoint was trained with, reading `data_dir`: same class,
         same split, same normalisation; the rest (batch sizes, workers) at the class defaults."""
         cls = self.datamodule_class()
         kwargs: dict[str, Any] = {**self.split, "data_dir": data_dir}

@@ -55,7 +55,7 @@ class ResNet(nn.Module):
         self,
         input_shape: Sequence[int],
         num_classes: int,
-        channels: Sequence[int] = (32, 64, 128),
+        channels: Sequence[int] = (24, 48, 96),
         blocks_per_stage: int = 2,
         dropout: float = 0.2,
     ):
