@@ -36,7 +36,7 @@ def test_the_model_summary_counts_flops_and_sizes():
 
 def test_lightning_noise_stays_off_the_terminal_and_file_only_records_in_the_file():
     """`Trainer.fit` stopped, printed mid-bar, made the bar draw twice; an epoch line is for train.log."""
-    terminal = console._Filter()
+    terminal = console._DropNoise(terminal=True)
     noise = logging.makeLogRecord({"msg": "`Trainer.fit` stopped: `max_epochs=1` reached."})
     epoch = logging.makeLogRecord({"msg": "epoch 1/1 (step 3): ...", **console.FILE_ONLY})
     warning = logging.makeLogRecord({"msg": "no best checkpoint was saved"})

@@ -325,7 +325,7 @@ USER_ERRORS = [
 @pytest.mark.parametrize("name,args,message", USER_ERRORS)
 def test_user_errors_are_one_clear_line(tmp_path, capsys, name, args, message):
     """What a command does with a user error: `error: <one line>` on stderr, exit status 1."""
-    from hwr.errors import user_errors
+    from hwr.runs.console import user_errors
 
     command = {"train": train, "eval": evaluate}[name]
     extra = ["debug=fdr"] if name == "train" else ["data=mnist"]

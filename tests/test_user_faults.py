@@ -28,7 +28,7 @@ FAST = [
 
 
 def one_line_error(cfg, command) -> str:
-    """The message a command prints for `command(cfg)`: one `error:` line (hwr.errors.user_errors)."""
+    """The message a command prints for `command(cfg)`: one `error:` line (hwr.runs.console.user_errors)."""
     with pytest.raises(Exception) as raised:
         command(cfg)
     error = root_cause(raised.value)

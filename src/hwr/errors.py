@@ -1,8 +1,4 @@
-"""The exceptions a command turns into a one-line message, and how it does it."""
-
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+"""The exceptions a command turns into a one-line message (hwr.runs.console.user_errors prints it)."""
 
 
 class HwrError(Exception):
@@ -43,17 +39,3 @@ def one_line(error: BaseException) -> str:
         return str(cause)
     text = f"{type(cause).__name__}: {cause}".strip()
     return text.splitlines()[0] if text else type(cause).__name__
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn an HwrError (also one raised in a config's constructor) into `error: <message>` on
-    stderr and its exit status, without a traceback; any other exception passes through."""
-    try:
-        yield
-    except Exception as e:
-        cause = root_cause(e)
-        if not isinstance(cause, HwrError):
-            raise
-        print(f"error: {cause}", file=sys.stderr)
-        raise SystemExit(cause.exit_code) from None

@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import glob
 import io
-import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -126,18 +124,18 @@ def run(cfg: DictConfig) -> int:
         summary = f"accuracy {right / len(known):.4f} ({right}/{len(known)} labelled images)"
     # printed first: an output file that cannot be written must not cost the predictions
     if cfg.get("json"):
-        print(json.dumps({"predictions": rows, **({"summary": summary} if summary else {})}, indent=1))
+        console.print_json({"predictions": rows, **({"summary": summary} if summary else {})})
     else:
         console.print_predictions(rows, summary, lookalike_names(model.class_names))
     errors = [r for r in results if r.error]
     for r in errors:
-        print(f"error: {r.error}", file=sys.stderr)
+        console.print_error(r.error)
     if output is not None:
         try:
             write_csv(output, rows, top_k)
         except HwrError as e:
             raise HwrError(f"{e}; the predictions are printed above") from e
-        print(f"wrote {output}", file=sys.stderr)
+        console.note(f"wrote {output}")
     return 1 if errors else 0
 
 

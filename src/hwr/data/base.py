@@ -37,7 +37,7 @@ from hwr.data.sets import LabelledImages, balanced_weights, split_indices
 from hwr.errors import HwrError
 from hwr.preprocess import Preprocessing
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hwr")
 
 
 def default_data_dir() -> Path:

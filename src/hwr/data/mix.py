@@ -35,7 +35,7 @@ from hwr.data.sets import LabelledImages, balanced_weights
 from hwr.errors import HwrError, root_cause
 from hwr.preprocess import Preprocessing
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hwr")
 GEOMETRY = ("image_size", "margin", "box", "center", "min_box")
 
 

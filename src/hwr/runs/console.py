@@ -1,23 +1,24 @@
-"""Everything the terminal shows, in one place: one Rich console, one logger name (`hwr`).
+"""Everything the terminal shows, in one place: Rich's one console, one logger name (`hwr`).
 
-- `setup()`: the `hwr` logger's terminal handler, and Lightning's noise kept out;
-- `log_to(folder)`: the run's log file (`<run>/train.log`) for hwr's and Lightning's records;
-- the start: `print_config_tree`; the bar: `ProgressBar`; per epoch: `EpochLog`;
-- the end: `print_record` (the metrics table, the confused pairs, the pointers);
-- predict's table (`print_predictions`) and the sweep summary (`print_summary`).
+`setup()` gives the `hwr` logger its terminal handler and keeps Lightning's noise out;
+`log_to(folder)` opens a run's log file. Then, in a run's order: the config tree, the
+progress bar (`ProgressBar`), one line per epoch (`EpochLog`, log file only), the end's
+metrics table, confused pairs and pointers; besides: predict's table, explore's, the sweep
+summary, serve's and export's lines, and every `error:` line (`user_errors`).
 
-Code elsewhere logs to `logging.getLogger("hwr")` (a warning, a step it is taking) and hands
-tables to these functions; nothing else prints to the terminal. A record that belongs in the
-run's log file only (an epoch line, the record) carries `extra=FILE_ONLY`.
+Code elsewhere logs to `logging.getLogger("hwr")` or hands its tables to these functions; it
+prints nothing itself. A record for the run's log file only carries `extra=FILE_ONLY`.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -29,6 +30,7 @@ import rich.tree
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from hwr.errors import HwrError, root_cause
 from hwr.evaluation.casefold import fold_members
 from hwr.evaluation.metrics import lookup, numbers, show
 from hwr.evaluation.names import labelled, lookalike_names
@@ -51,17 +53,16 @@ NOISE_WARNINGS = (
 PRINT_ORDER = ("data", "model", "callbacks", "logger", "trainer", "paths")
 
 
-class _Filter(logging.Filter):
-    """Keeps Lightning's noise and file-only records off the terminal."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(record, "file_only", False) and not any(
-            n in record.getMessage() for n in NOISE_LOGS
-        )
-
-
 class _DropNoise(logging.Filter):
+    """Drops Lightning's noise, and on the terminal (`terminal`) the file-only records."""
+
+    def __init__(self, terminal: bool = False) -> None:
+        super().__init__()
+        self.terminal = terminal
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.terminal and getattr(record, "file_only", False):
+            return False
         return not any(noise in record.getMessage() for noise in NOISE_LOGS)
 
 
@@ -71,7 +72,7 @@ def setup() -> None:
     if not any(getattr(h, "hwr_terminal", False) for h in log.handlers):
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter(FORMAT))
-        handler.addFilter(_Filter())
+        handler.addFilter(_DropNoise(terminal=True))
         handler.hwr_terminal = True  # type: ignore[attr-defined]
         log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -129,13 +130,9 @@ def print_config_tree(cfg: DictConfig, folder: Folder | None = None) -> None:
 
 
 class ProgressBar(RichProgressBar):
-    """Lightning's RichProgressBar, redrawn every `refresh_rate` training batches.
-
-    The base class reads and formats every logged metric after each training batch. Nothing
-    is logged per training step here (train/loss and train/acc are epoch figures), so what
-    the bar shows changes only when an epoch or a validation ends, where the base class reads
-    it anyway; per batch that work only costs Python time. Epochs are shown from 1.
-    """
+    """Lightning's RichProgressBar, epochs from 1, redrawn every `refresh_rate` training batches:
+    nothing is logged per training step (train/loss and train/acc are epoch figures), so what it
+    shows changes only when an epoch or a validation ends; reading it per batch only costs time."""
 
     def _get_train_description(self, current_epoch: int) -> str:
         # Lightning counts epochs from 0 ("Epoch 0/1" for two epochs); people count from 1.
@@ -151,13 +148,10 @@ class ProgressBar(RichProgressBar):
 
 
 class EpochLog(L.Callback):
-    """One line per finished epoch in the run's log file (`<run>/train.log`), which the
-    progress bar's redrawn lines never reach: epoch (from 1), step and the epoch's metrics.
-
-    An epoch is logged when the next one starts or training ends, once all of its metrics
-    (train/*, computed after validation, among them) are in. Epochs a resumed run had already
-    finished are not logged again.
-    """
+    """One line per finished epoch in the run's log file (`<run>/train.log`), which the bar's
+    redrawn lines never reach: epoch (from 1), step and metrics, logged when the next epoch
+    starts or training ends (train/* come after validation). A resume does not log its
+    earlier epochs again."""
 
     def __init__(self) -> None:
         self._logged = 0
@@ -252,9 +246,7 @@ def print_predictions(rows: Sequence[Mapping[str, Any]], summary: str, names: di
 
 def print_summary(title: str, table: str, written: str) -> None:
     """A sweep's summary: its title, the markdown table and where it was written."""
-    print(f"\n{title}\n")
-    print(table)
-    print(f"written: {written}")
+    print(f"\n{title}\n\n{table}\nwritten: {written}")
 
 
 def describe_model(info: Mapping[str, Any]) -> str:
@@ -296,14 +288,40 @@ def print_dataset(summary: Mapping[str, Any], parts: Sequence[str], title: str) 
         table.add_column(column)
     for part in parts:
         s = summary[part]
-        table.add_row(
-            part,
-            str(s["images"]),
-            "x".join(map(str, s["image_size"])),
-            f"{s['pixel_min']:.2f}/{s['pixel_max']:.2f}",
-            f"{s['pixel_mean']:.4f}",
-            f"{s['pixel_std']:.4f}",
+        size, pixels = "x".join(map(str, s["image_size"])), f"{s['pixel_min']:.2f}/{s['pixel_max']:.2f}"
+        stats, counts = (
+            (f"{s['pixel_mean']:.4f}", f"{s['pixel_std']:.4f}"),
             f"{s['per_class_min']}..{s['per_class_max']}",
         )
+        table.add_row(part, str(s["images"]), size, pixels, *stats, counts)
     rich.print(table)
     print("classes:", " ".join(summary["class_names"]))
+
+
+def print_error(message: str) -> None:
+    """`error: <one line>` on stderr: what every command says when it cannot go on."""
+    note(f"error: {message}")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn an HwrError (also one raised in a config's constructor) into `error: <message>` on
+    stderr and its exit status, without a traceback; any other exception passes through."""
+    try:
+        yield
+    except Exception as e:
+        cause = root_cause(e)
+        if not isinstance(cause, HwrError):
+            raise
+        print_error(str(cause))
+        raise SystemExit(cause.exit_code) from None
+
+
+def print_json(payload: Mapping[str, Any]) -> None:
+    """A command's result as JSON on stdout (predict --json): one object, nothing else printed there."""
+    print(json.dumps(payload, indent=1))
+
+
+def note(message: str) -> None:
+    """A line about what a command did, on stderr (so stdout stays its result: predict --json)."""
+    print(message, file=sys.stderr)

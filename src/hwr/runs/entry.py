@@ -32,7 +32,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hwr.config import CONFIG_PATH, compose_config, register_resolvers
-from hwr.errors import Diverged, FolderTaken, one_line, user_errors
+from hwr.errors import Diverged, FolderTaken, one_line
 from hwr.runs import console, ddp
 from hwr.runs.folder import RunFolder
 from hwr.runs.record import Run
@@ -117,7 +117,7 @@ def execute(name: str, cfg: DictConfig, task: Task, run_folder: bool = True) -> 
                 hint = "no checkpoint was saved yet (last.ckpt comes after the first epoch): run it again"
             else:
                 hint = "run it again"
-            print(f"interrupted ({'SIGTERM' if code == 143 else 'Ctrl-C'}); {hint}", file=sys.stderr)
+            console.note(f"interrupted ({'SIGTERM' if code == 143 else 'Ctrl-C'}); {hint}")
             raise SystemExit(code) from None
         except Exception as e:
             run.fail(one_line(e))
@@ -183,7 +183,7 @@ def command(name: str, run_folder: bool = True) -> Callable[[Task], Any]:
 
         @functools.wraps(task)  # Hydra names the job after the task's module (train, eval, ...)
         def job(cfg: DictConfig) -> Any:
-            with user_errors():
+            with console.user_errors():
                 try:
                     record = call(cfg)
                 except Exception as e:
@@ -208,7 +208,7 @@ def command(name: str, run_folder: bool = True) -> Callable[[Task], Any]:
                 message = config_error(e, name, sys.argv[1:])
                 if message is None:
                     raise
-                print(f"error: {message}", file=sys.stderr)
+                console.print_error(message)
                 raise SystemExit(1) from None
 
         call.main = main

@@ -16,6 +16,7 @@ that manifest, so files of the user's own in the folder are never touched.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -30,6 +31,7 @@ LOCK, MANIFEST = "lock", "manifest.json"
 # a run made by an hwr that kept no manifest
 LEGACY_SIGNS = ("metrics.json", "checkpoints", ".hydra")
 # files libraries write into a run's folders, adopted into the manifest when they appear
+log = logging.getLogger("hwr")
 ADOPTED = ("tensorboard/**/events.out.tfevents.*", "tensorboard/**/hparams.yaml", "profile*.txt", "*.log")
 OWNER_ENV = "HWR_RUN_OWNER"  # tells a DDP rank which folder and lock its run holds
 
@@ -117,9 +119,11 @@ class RunFolder(Folder):
             except FileExistsError:
                 holder = self._holder(lock)
                 if attempt == 0 and holder is not None and self._stale(holder):
-                    print(
-                        f"{self.path}: the lock of pid {holder.get('pid')} (started {holder.get('started')}) "
-                        "is stale, its process is gone: taking the folder over"
+                    log.warning(
+                        "%s: the lock of pid %s (started %s) is stale, its process is gone: taking over",
+                        self.path,
+                        holder.get("pid"),
+                        holder.get("started"),
                     )
                     lock.unlink(missing_ok=True)
                     continue

@@ -41,7 +41,7 @@ BODY_SLACK = 64 * 1024
 PRIVATE_INFO = ("checkpoints",)
 # Part content types accepted besides image/*: what curl and some browsers send for unknown files.
 GENERIC_TYPES = ("", "application/octet-stream")
-log = logging.getLogger("hwr.commands.serve")
+log = logging.getLogger("hwr")
 
 
 def fail(status: int, detail: str) -> HTTPException:
