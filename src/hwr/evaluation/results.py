@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import json
+import logging
 import math
 import statistics
 from collections.abc import Sequence
