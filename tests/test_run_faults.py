@@ -62,6 +62,7 @@ FILE_LIMIT = 20_000  # bytes: more than metrics.json or the manifest, less than 
 
 
 @pytest.mark.slow  # starts processes
+@pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="needs resource.prlimit (Linux)")
 def test_a_full_disk_during_a_checkpoint_keeps_the_earlier_ones_and_the_run_resumes(data_dir, tmp_path):
     run = tmp_path / "run"
     args = [*SMALL_CNN, "trainer.max_epochs=3", "data.batch_size=32", QUIET, f"hydra.run.dir={run}"]

@@ -121,14 +121,12 @@ def test_a_checkpoint_is_written_atomically_into_the_folder_and_recorded(tmp_pat
         io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, target)
         assert "checkpoints/last.ckpt" in folder.files
 
-        def torch_save_fails(obj, path):
-            with open(path, "wb") as f:
-                f.write(b"half a checkpoint")
-            raise OSError(errno.EFBIG, "File too large")
+        def disk_full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(torch, "save", torch_save_fails)
+        monkeypatch.setattr(os, "fsync", disk_full)  # the new checkpoint is written, then cannot be kept
         with pytest.raises(
-            HwrError, match=r"cannot write .*last.ckpt \(the checkpoint last.ckpt\): File too large"
+            HwrError, match=r"cannot write .*last.ckpt \(the checkpoint last.ckpt\): No space left"
         ):
             io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, target)
         monkeypatch.undo()

@@ -32,7 +32,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hwr.config import CONFIG_PATH, compose_config, register_resolvers
-from hwr.errors import Diverged, FolderTaken, one_line
+from hwr.errors import Diverged, FolderTaken, HwrError, one_line
 from hwr.runs import console, ddp
 from hwr.runs.folder import RunFolder
 from hwr.runs.record import Run
@@ -124,7 +124,10 @@ def execute(name: str, cfg: DictConfig, task: Task, run_folder: bool = True) -> 
             raise
         finally:
             run.close()
-            folder.adopt()  # the log file, TensorBoard's files: whatever appeared
+            try:
+                folder.adopt()  # the log file, TensorBoard's files: whatever appeared
+            except HwrError as e:  # a full disk: the error that ended the run is the one to show
+                log.warning("%s", e)
 
 
 def config_error(error: BaseException, name: str, argv: list[str]) -> str | None:

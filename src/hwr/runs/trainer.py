@@ -9,6 +9,7 @@ and records it in the folder's manifest.
 from __future__ import annotations
 
 import errno
+import io
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from omegaconf import DictConfig
 
 from hwr.evaluation.casefold import GroupedMetrics
 from hwr.evaluation.report import TestReport
-from hwr.files import Folder, write_failure, write_with
+from hwr.files import Folder, write_bytes, write_failure
 from hwr.training.callbacks import DivergenceGuard
 
 
@@ -41,9 +42,12 @@ class RunCheckpointIO(TorchCheckpointIO):
         self.preloaded: dict[str, dict[str, Any]] = {}
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        # Serialised in memory first: torch's own file writer reports a full disk as a
+        # RuntimeError and keeps the half-written file open; a Python write says OSError(ENOSPC).
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
         path = Path(path)
-        name = path.name
-        write_with(path, lambda tmp: torch.save(checkpoint, tmp), f"the checkpoint {name}")
+        write_bytes(path, buffer.getbuffer(), f"the checkpoint {path.name}")
         if self.folder is not None:
             self.folder.written(path)
 
