@@ -143,3 +143,22 @@ def test_a_plain_folder_writes_atomically_and_counts_subfolders(tmp_path):
 
     Recording(tmp_path).sub("report").write_bytes("a.png", b"png")
     assert written == ["report/a.png"] and (tmp_path / "report" / "a.png").read_bytes() == b"png"
+
+
+@pytest.mark.parametrize(
+    "folder", ["/tmp/runs/2026-12-06_10-00-00", "/tmp/my runs/it's,[a]=b", "C:\\runs\\x\\"]
+)
+def test_a_ddp_rank_is_started_in_its_runs_folder_whatever_its_name(folder):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from hwr.runs import ddp
+
+    ddp._job = ddp.Job("train", ["model=mlp", "seed=3"], folder)
+    try:
+        command, _cwd = ddp.child_command(1)
+    finally:
+        ddp._job = None
+    assert command[1:6] == ["-m", "hwr", "train", "model=mlp", "seed=3"]  # this job's overrides, no sweep
+    [run_dir] = [a for a in command if a.startswith("hydra.run.dir=")]
+    assert OverridesParser.create().parse_override(run_dir).value() == folder
+    assert "hydra.mode=RUN" in command and "hydra.job.name=train_rank1" in command

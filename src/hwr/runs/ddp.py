@@ -11,6 +11,7 @@ in this job's folder, which the child joins (hwr.runs.folder) instead of claimin
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,11 +41,22 @@ def child_command(local_rank: int) -> tuple[Sequence[str], str]:
     command = [sys.executable, "-m", "hwr", _job.command, *_job.overrides]
     name = HydraConfig.get().job.name if HydraConfig.initialized() else _job.command
     command += [
-        f"hydra.run.dir={_job.folder}",
+        f"hydra.run.dir={quoted(str(_job.folder))}",
         f"hydra.job.name={name}_rank{local_rank}",
         "hydra.mode=RUN",
     ]
     return command, os.getcwd()
+
+
+def quoted(value: str) -> str:
+    """A value as a Hydra override reads it back unchanged: quoted, with quotes and
+    backslashes escaped, when it holds what the override grammar would parse (, = [ ] { } ...)."""
+    if value and all(c.isalnum() or c in "/._-:~+@%" for c in value):
+        return value
+    # in a quoted value a backslash is literal unless it precedes a quote (or ends the value)
+    escaped = re.sub(r"(\\*)'", lambda m: m[1] * 2 + "\\'", value)
+    escaped = re.sub(r"(\\+)$", lambda m: m[1] * 2, escaped)
+    return f"'{escaped}'"
 
 
 SUPPORTED_LIGHTNING = ">=2.4,<2.7"  # as pinned in pyproject.toml
