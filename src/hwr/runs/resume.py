@@ -170,7 +170,8 @@ def resolve(cfg: DictConfig, config_name: str) -> Plan:
     task, hydra = command_overrides()
     output_dir = Path(cfg.paths.output_dir)
     # a folder the command named is never renamed when taken: it is refused
-    explicit = any(_key(o) in ("hydra.run.dir", "hydra.sweep.dir") for o in hydra) or not HydraConfig.initialized()
+    named = any(_key(o) in ("hydra.run.dir", "hydra.sweep.dir") for o in hydra)
+    explicit = named or not HydraConfig.initialized()
     resume = cfg.get("resume")
     if resume in OFF and cfg.get("ckpt_path") == "last":
         resume = "true"  # ckpt_path=last is resume=true
