@@ -192,3 +192,19 @@ def test_every_data_and_model_config_leaves_a_weights_only_checkpoint(data_dir, 
             make_config("eval", [f"ckpt_path={out / 'checkpoints' / 'best.ckpt'}"], data_dir, tmp_path / "ev")
         )
         assert result["status"] == "completed" and "test/acc" in result
+
+
+@pytest.mark.parametrize(
+    "env", [{}, {"XDG_CACHE_HOME": "/xdg"}, {"HWR_CACHE_DIR": "/mine", "XDG_CACHE_HOME": "/xdg"}], ids=str
+)
+def test_the_cache_folder_is_the_same_in_the_yaml_and_in_python(monkeypatch, env):
+    """paths.cache_dir (what the command line gives the English set) and default_cache_dir
+    (what a DataModule built in Python uses) name the same folder."""
+    from hwr.data.folder import default_cache_dir
+
+    for key in ("HWR_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cfg = compose_config("train", ["paths.output_dir=/out"])
+    assert cfg.paths.cache_dir == str(default_cache_dir())

@@ -20,7 +20,9 @@ from helpers import free_port, make_config, screenshot
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from hwr.commands.train import train
-from hwr.evaluation.report import TestOutputs, write_report
+from hwr.evaluation.figures import TestOutputs
+from hwr.evaluation.report import write_report
+from hwr.files import Folder
 
 TINY = [
     "model=mlp",
@@ -62,7 +64,8 @@ def write_62_class_report(run_dir: Path) -> None:
     index = torch.nonzero(predicted != targets).flatten()
     images = torch.rand(len(index), 1, 28, 28, generator=gen)
     logger = TensorBoardLogger(str(run_dir), name="tensorboard", version="")
-    write_report(TestOutputs(probs, targets, images, index), list(CHARS62), run_dir, [logger], step=100)
+    outputs = TestOutputs(probs, targets, images, index)
+    write_report(outputs, list(CHARS62), Folder(run_dir / "report"), [logger], step=100)
 
 
 @pytest.fixture(scope="module")

@@ -254,9 +254,16 @@ def test_a_failed_download_leaves_the_data_folder_as_it_was(tmp_path, monkeypatc
 
 
 # ---- what the terminal shows -----------------------------------------------------------------
-def test_the_terminal_shows_the_run_not_lightnings_noise(data_dir, tmp_path, capsys, caplog, recwarn):
+def test_the_terminal_shows_the_run_not_lightnings_noise(
+    data_dir, tmp_path, capsys, caplog, recwarn, monkeypatch
+):
+    import logging
+
     from hwr.runs.entry import prepare
 
+    hwr_log = logging.getLogger("hwr")  # as it was before: the tests after this one use caplog on it
+    monkeypatch.setattr(hwr_log, "propagate", hwr_log.propagate)
+    monkeypatch.setattr(hwr_log, "handlers", list(hwr_log.handlers))
     prepare()
     out = tmp_path / "run"
     train(make_config("train", [*FAST, "objective=val/acc_best"], data_dir, out))

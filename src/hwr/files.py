@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -101,27 +101,6 @@ def write_bytes(path: str | Path, data: bytes, what: str = "a file") -> Path:
     return Path(path)
 
 
-def write_with(path: str | Path, save: Callable[[Path], Any], what: str = "a file") -> Path:
-    """Let `save(tmp_path)` write a file that a library can only write by name (matplotlib's
-    savefig, torch.save to a path), then move it into place as `atomic_write` does."""
-    path = Path(path)
-    tmp = temporary_name(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        _discard(tmp)
-        raise write_failure(path, what, e) from e
-    except BaseException:
-        _discard(tmp)
-        raise
-    _sync_folder(path.parent)
-    return path
-
-
 class Folder:
     """A folder whose files are written atomically: what a report, a table or an export
     writes into. `RunFolder` (hwr.runs.folder) also records each file in its manifest."""
@@ -142,11 +121,6 @@ class Folder:
 
     def write_bytes(self, name: str, data: bytes, what: str = "a file") -> Path:
         path = write_bytes(self.path / name, data, what)
-        self.written(path)
-        return path
-
-    def write_with(self, name: str, save: Callable[[Path], Any], what: str = "a file") -> Path:
-        path = write_with(self.path / name, save, what)
         self.written(path)
         return path
 

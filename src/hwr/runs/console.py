@@ -76,7 +76,7 @@ def setup() -> None:
         handler.hwr_terminal = True  # type: ignore[attr-defined]
         log.addHandler(handler)
     log.setLevel(logging.INFO)
-    log.propagate = False
+    log.propagate = False  # Hydra gives the root logger a console handler of its own: not twice
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropNoise) for f in logger.filters):
