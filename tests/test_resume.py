@@ -174,3 +174,17 @@ def test_run_folder_records_the_git_commit(data_dir, tmp_path):
     saved = json.loads((tmp_path / "run" / "git.json").read_text())
     assert saved["commit"] == head == metrics["git_commit"]
     assert (tmp_path / "run" / "git.diff").exists() == saved["dirty"]
+
+
+def test_ckpt_path_last_with_a_named_folder_continues_that_folder(data_dir, tmp_path):
+    """`ckpt_path=last hydra.run.dir=<dir>` (here: the folder a composed config names) means the
+    run in that folder, not the newest run of the task."""
+    common = ["model=mlp", "data.batch_size=64", "report=false", "model.scheduler=null"]
+    run = tmp_path / "run"
+    train(make_config("train", [*common, "trainer.max_epochs=1"], data_dir, run))
+    other = train(make_config("train", [*common, "trainer.max_epochs=1"], data_dir, tmp_path / "newer"))
+    again = train(make_config("train", [*common, "trainer.max_epochs=2", "ckpt_path=last"], data_dir, run))
+    assert again["output_dir"] == str(run.absolute()) and again["epochs"] == 2
+    assert (
+        other["epochs"] == 1 and json.loads((tmp_path / "newer" / "metrics.json").read_text())["epochs"] == 1
+    )
