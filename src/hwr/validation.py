@@ -153,13 +153,13 @@ RULES: dict[str, Rule] = {
     "trainer._target_": TARGET,
     "trainer.default_root_dir": optional(PATH),
     "trainer.min_epochs": optional(integer(0, example=1)),
-    "trainer.max_epochs": integer(-1, example=10),
+    "trainer.max_epochs": optional(integer(-1, example=10)),
     "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda", "mps"),
     "trainer.devices": anything,  # 1, 4, "auto", [0, 1]: Lightning checks it
     "trainer.strategy": text("ddp"),
     "trainer.sync_batchnorm": BOOL,
     "trainer.precision": choice(
-        "32-true", "32", 32, "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true"
+        "32-true", "32", 32, "16-mixed", "16", 16, "bf16-mixed", "bf16-true", "16-true", "64-true", "64", 64
     ),
     "trainer.check_val_every_n_epoch": integer(1, example=1),
     "trainer.num_sanity_val_steps": integer(-1, example=1),
