@@ -109,16 +109,21 @@ def command_overrides() -> tuple[list[str], list[str]]:
     return list(overrides.task), list(overrides.hydra)
 
 
+def latest_record(folder: Path, name: str) -> Path:
+    """`.hydra/<name>` of the run's latest session: its latest resume's, else its own."""
+    sessions = sorted((folder / ".hydra").glob(f"resumed_*/{name}"))
+    return sessions[-1] if sessions else folder / ".hydra" / name
+
+
 def recorded_overrides(folder: Path) -> list[str]:
-    """The overrides the run in `folder` last ran with: its latest resumed session's, else its own."""
-    sessions = sorted((folder / ".hydra").glob("resumed_*/overrides.yaml"))
-    path = sessions[-1] if sessions else folder / ".hydra" / "overrides.yaml"
+    """The overrides the run in `folder` last ran with."""
+    path = latest_record(folder, "overrides.yaml")
     return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
 
 
 def recorded_config(folder: Path) -> DictConfig | None:
-    sessions = sorted((folder / ".hydra").glob("resumed_*/config.yaml"))
-    path = sessions[-1] if sessions else folder / ".hydra" / "config.yaml"
+    """The config the run in `folder` last ran with."""
+    path = latest_record(folder, "config.yaml")
     return OmegaConf.load(path) if path.is_file() else None
 
 
