@@ -25,8 +25,10 @@ from fastapi.testclient import TestClient
 from helpers import ROOT, free_port, make_config, needs_real_data, screenshot
 from PIL import Image, ImageDraw
 
+from benchmarks.page_latency import draw as draw_scaled
 from hwr.commands.serve import serve as run
 from hwr.errors import HwrError
+from hwr.evaluation.casefold import confusable_groups
 from hwr.evaluation.names import lookalike_names
 from hwr.inference.model import TrainedModel
 from hwr.runs.console import describe_model
@@ -84,16 +86,40 @@ def client(predictor) -> TestClient:
 
 
 def test_health_and_info(client, english_run):
-    _, metrics = english_run
+    run_dir, metrics = english_run
     assert client.get("/healthz").json() == {"status": "ok"}
     info = client.get("/api/info").json()
     assert info["dataset"] == "english" and info["num_classes"] == 5 and info["classes"] == list("0AZab")
     assert info["test_acc"] == pytest.approx(metrics["test/acc"])
     assert "checkpoints" not in info  # server paths stay private
     assert info["lookalike_names"] == {}  # 0 is the only member of its group here (no O, o)
+    assert info["confusable_groups"] == []  # nor any case pair: a, A are not drawn alike
+    stamp = time.strftime(
+        "%Y-%m-%dT%H:%M", time.gmtime((run_dir / "checkpoints" / "best.ckpt").stat().st_mtime)
+    )
+    [ckpt] = info["checkpoint_files"]  # the file's name and date, not where it is
+    assert (
+        ckpt["name"] == "best.ckpt" and ckpt["modified"].startswith(stamp) and ckpt["modified"].endswith("Z")
+    )
     page = client.get("/")
     assert page.status_code == 200 and 'id="canvas"' in page.text
-    assert client.get("/static/app.js").status_code == 200
+    head = client.head("/")
+    assert (
+        head.status_code == 200
+        and head.content == b""
+        and head.headers["content-type"].startswith("text/html")
+    )
+    assert client.head("/healthz").status_code == 200
+    assert all(client.get(f"/static/{name}").status_code == 200 for name in ("app.js", "pad.js", "style.css"))
+
+
+def test_confusable_groups_of_a_62_class_model():
+    """Case pairs and look-alikes (hwr.evaluation.casefold) plus shapes drawn alike such as 9/g/q."""
+    groups = confusable_groups(string.digits + string.ascii_uppercase + string.ascii_lowercase)
+    for group in (["0", "O", "o"], ["9", "g", "q"], ["5", "S", "s"], ["C", "c"]):
+        assert group in groups
+    assert ["1", "I", "L", "i", "l"] in groups and not any("7" in g for g in groups)
+    assert confusable_groups(string.digits) == [] and confusable_groups(list("9gA")) == [["9", "g"]]
 
 
 def test_serve_says_which_model_it_loaded(predictor, english_run):
@@ -359,10 +385,12 @@ def test_page_draws_predicts_clears_and_erases(browser, live_url, predictor):
     page = open_page(browser, live_url, "english")
     draw(page, SEVEN)
     label = wait_for_label(page)
-    drawn = page.evaluate("document.getElementById('canvas').toDataURL('image/png')")
+    drawn = page.evaluate("padDataUrl()")  # the pad as it is sent
     expected = predictor.predict([decode_data_url(drawn)], top_k=5)[0]
-    assert label == expected.label
-    assert page.locator("#bars li").count() == 5
+    # the tiny model is seldom sure: the label may name candidates ("Z or 0"), the first its top class
+    assert label.removeprefix("maybe ").split(" or ")[0] == expected.label
+    bars = [page.text_content(f"#bars li:nth-child({i}) span") for i in range(1, 6)]
+    assert bars == [name for name, _ in expected.top]
     seen = decode_data_url(page.get_attribute("#seen", "src"))
     assert seen.size == (28, 28) and seen.getextrema()[1] > 0  # the model saw ink, not a blank
     assert page.text_content("#error") == ""
@@ -384,12 +412,15 @@ def test_page_draws_predicts_clears_and_erases(browser, live_url, predictor):
 
 @pytest.mark.slow  # starts processes
 def test_a_click_leaves_a_dot(browser, live_url):
-    """The dot of an i or a j: a click without a move leaves a disc of ink and is predicted."""
+    """The dot of an i or a j: a click without a move leaves a disc of ink; alone it is too
+    little to read, after a stem it is predicted with it."""
     page = open_page(browser, live_url, "english")
     box = page.locator("#canvas").bounding_box()
     page.mouse.click(box["x"] + 140, box["y"] + 140)
-    wait_for_label(page)
+    page.wait_for_function("document.getElementById('prompt').textContent.includes('dot')")
     assert ink(page) > 50  # a disc of the pen's width (a zero-length line draws nothing)
+    draw(page, [(140, 170), (140, 240)])
+    assert wait_for_label(page) and page.text_content("#prompt") == ""
     page.close()
 
 
@@ -406,10 +437,16 @@ def shown_url(predictor, one_thread):
 
 @pytest.mark.slow  # starts processes
 def test_screenshot_of_the_page_after_drawing_an_i(browser, shown_url, tmp_path):
-    """docs/img/page_i.png: a stem and a tapped dot, the prediction and the top 5."""
+    """docs/img/serve.png: a 7; docs/img/page_i.png: a stem and a tapped dot, the prediction
+    and the top 5; docs/img/page_phone.png: a 7 on a phone."""
     page = browser.new_page(viewport={"width": 940, "height": 480})
     page.goto(shown_url)
     page.wait_for_function("document.getElementById('info').textContent.includes('trained on')")
+    draw(page, SEVEN)
+    wait_for_label(page)
+    page.wait_for_function("document.getElementById('result').getAttribute('aria-busy') === 'false'")
+    screenshot(page, "serve.png", tmp_path, full_page=True)  # docs/img/serve.png: a 7
+    page.keyboard.press("Escape")
     draw(page, [(140, 120), (140, 235)])
     wait_for_label(page)
     box = page.locator("#canvas").bounding_box()
@@ -419,6 +456,15 @@ def test_screenshot_of_the_page_after_drawing_an_i(browser, shown_url, tmp_path)
     assert ink(page) > 500 and page.get_attribute("#seen", "src").startswith("data:image/png")
     screenshot(page, "page_i.png", tmp_path, full_page=True)
     page.close()
+    # docs/img/page_phone.png: a 7 on a 390 px wide phone screen (the pad fills the width)
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    phone.goto(shown_url)
+    phone.wait_for_function("document.getElementById('info').textContent.includes('trained on')")
+    draw_scaled(phone, SEVEN, steps=8, move_ms=0)
+    phone.wait_for_function("document.getElementById('result').getAttribute('aria-busy') === 'false'")
+    assert phone.locator("#canvas").bounding_box()["width"] > 350
+    screenshot(phone, "page_phone.png", tmp_path, full_page=True)
+    phone.close()
 
 
 @pytest.mark.slow  # starts processes

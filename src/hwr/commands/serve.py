@@ -18,7 +18,7 @@ def serve(cfg: DictConfig) -> None:
     import uvicorn
 
     # One image per request: intra-op threads buy nothing on a batch of one, and with the cores
-    # busy OpenMP's waiting threads turned a 0.3 ms forward pass into ~80 ms (measured here).
+    # busy OpenMP's waiting threads turned a 0.3 ms forward pass into ~80 ms (on a 2-core VM).
     # Requests run side by side in the thread pool instead (`workers`).
     torch.set_num_threads(1)
     model = TrainedModel.load(cfg.ckpt_path, cfg.device, tta_shift=cfg.get("tta_shift"))

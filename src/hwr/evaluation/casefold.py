@@ -171,3 +171,24 @@ class GroupedMetrics(Callback):
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._log(trainer, pl_module, "test")
+
+
+# Shapes hands draw alike beyond case pairs and 0/O/o, 1/I/l (hwr.evaluation.casefold): a near
+# tie inside a group is an ambiguity the drawing itself cannot settle, so the page names both.
+DRAWN_ALIKE = ("9gq", "5Ss", "2Zz", "6b", "8B", "uv")
+
+
+def confusable_groups(classes: Sequence[str]) -> list[list[str]]:
+    """Groups of `classes` a drawing may not tell apart: case pairs and look-alikes
+    (`fold_members`) merged with DRAWN_ALIKE; only members the model knows, groups of two or more."""
+    groups = [set(g) for g in fold_members(classes)]
+    known = set(classes)
+    for extra in DRAWN_ALIKE:
+        merged = set(extra) & known
+        for group in [g for g in groups if g & merged]:
+            merged |= group
+            groups.remove(group)
+        if len(merged) > 1:
+            groups.append(merged)
+    order = {name: i for i, name in enumerate(classes)}
+    return sorted((sorted(g, key=order.__getitem__) for g in groups), key=lambda g: order[g[0]])

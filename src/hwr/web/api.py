@@ -1,6 +1,6 @@
 """The drawing page's server: a FastAPI app around one `TrainedModel` (`hwr serve` runs it).
 
-Routes: `GET /` (the page, static files in hwr/web), `GET /healthz`, `GET /api/info`,
+Routes: `GET /` (the page, static files in hwr/web; HEAD too), `GET /healthz`, `GET /api/info`,
 `POST /api/predict` (multipart `file`, JSON `{"image": base64 or data: URL}`, or a raw image/*
 body). Uploads are read into memory with a bounded read and never touch the disk: Starlette's own
 form parser spools file parts over 1 MB to a temporary file, so multipart bodies are parsed here
@@ -16,7 +16,9 @@ import io
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from hwr.errors import HwrError
+from hwr.evaluation.casefold import confusable_groups
 from hwr.evaluation.names import lookalike_names
 from hwr.inference.model import TrainedModel
 from hwr.preprocess import ImageTooLarge, load_image
@@ -42,6 +45,21 @@ PRIVATE_INFO = ("checkpoints",)
 # Part content types accepted besides image/*: what curl and some browsers send for unknown files.
 GENERIC_TYPES = ("", "application/octet-stream")
 log = logging.getLogger("hwr")
+
+
+def checkpoint_files(sources: Sequence[str]) -> list[dict[str, str | None]]:
+    """The checkpoint files' names and modification times (UTC, ISO 8601): which model is loaded,
+    without saying where the server keeps it."""
+    files: list[dict[str, str | None]] = []
+    for source in sources:
+        path = Path(source)
+        try:
+            stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            modified: str | None = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        except OSError:  # loaded, then moved or deleted: the name still says which one
+            modified = None
+        files.append({"name": path.name, "modified": modified})
+    return files
 
 
 def fail(status: int, detail: str) -> HTTPException:
@@ -225,14 +243,17 @@ def create_app(
     body_limit = max_upload_bytes * 4 // 3 + BODY_SLACK
     info = {k: v for k, v in model.info().items() if k not in PRIVATE_INFO}
     info |= {"top_k": top_k, "max_upload_bytes": max_upload_bytes}
+    info["checkpoint_files"] = checkpoint_files(model.sources)
     info["lookalike_names"] = lookalike_names(model.class_names)  # the page names I, l, 1, O, o, 0
+    info["confusable_groups"] = confusable_groups(model.class_names)  # "9 or g" on the page
     too_big = f"the upload is over the {max_upload_bytes / MB:g} MB limit"
 
-    @app.get("/", include_in_schema=False)
+    # HEAD as well as GET: uptime checks and link checkers probe pages with HEAD
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html")
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
