@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -115,3 +116,74 @@ def test_cli_english_test_files_then_predict_matches_eval(english_run, data_dir,
         "preds.csv",
         "test",
     ]  # no litter
+
+
+def ckpt_of(english_run) -> Path:
+    return english_run[0] / "checkpoints" / "best.ckpt"
+
+
+def test_accuracy_on_the_models_own_training_images_says_so(english_run, data_dir, tmp_path, capsys):
+    """The English folder holds the model's training images: the accuracy line says how many,
+    and gives the accuracy on its test split, which is eval's test/acc."""
+    _, metrics = english_run
+    english = data_dir / "english"
+    held_out = len(english_dm(data_dir, tmp_path / "cache").test_files())
+    total = len(list((english / "Img").glob("*.png")))
+    seen = total - held_out
+    expected = [
+        f"{seen} of {total} images are in the model's training split (english: train",
+        f"accuracy on the {held_out} in its test split: {metrics['test/acc']:.4f}",
+    ]
+    ckpt = f"ckpt_path={ckpt_of(english_run)}"
+    overrides = [ckpt, f"inputs=[{english / 'Img'}]", f"labels={english / 'english.csv'}"]
+    assert run(predict_config(overrides, data_dir)) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the sentences as one line, however wrapped
+    assert out.count("│") > total and all(line in out for line in expected)
+    # the same images in a moved copy of the set (another data_dir): still recognised
+    moved = tmp_path / "elsewhere" / "english"
+    shutil.copytree(english, moved)
+    overrides = [ckpt, f"inputs=[{moved / 'Img'}]", f"labels={moved / 'english.csv'}", "json=true"]
+    assert run(predict_config(overrides, tmp_path / "no-data")) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["training_overlap"] == {
+        "dataset": "english",
+        "in_training_split": seen,
+        "in_test_split": held_out,
+        "test_split_accuracy": pytest.approx(metrics["test/acc"]),
+    }
+    assert expected[0] in result["summary"]
+
+
+def test_a_large_input_prints_a_summary_and_writes_every_row(
+    english_run, data_dir, tmp_path, capsys, monkeypatch
+):
+    """More images than a table shows: counts, accuracy and the most confused pairs on stdout,
+    every row in output= (csv or json), or in outputs/predict/ when none is given."""
+    folder, labels = tmp_path / "copies", ["image,label"]
+    for copy in ("a", "b"):  # 80 images, none of them the model's training files
+        files = english_dm(data_dir, tmp_path / "cache").files
+        for src, label in zip(files.paths, files.labels, strict=True):
+            (folder / copy).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, folder / copy / src.name)
+            labels.append(f"{copy}/{src.name},{label}")
+    (folder / "labels.csv").write_text("\n".join(labels) + "\n")
+    n = len(labels) - 1
+    base = [f"ckpt_path={ckpt_of(english_run)}", f"inputs=[{folder}]", f"labels={folder / 'labels.csv'}"]
+    assert run(predict_config([*base, f"output={tmp_path / 'preds.csv'}"], data_dir)) == 0
+    out = capsys.readouterr().out
+    assert "│" not in out and f"{n} images: {n} predicted" in out
+    assert "accuracy " in out and ("most confused" in out or "no labelled image is wrong" in out)
+    assert str(tmp_path / "preds.csv") in out.splitlines() and "training split" not in out
+    with open(tmp_path / "preds.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == n and {Path(r["source"]).parent.name for r in rows} == {"a", "b"}
+    assert rows[0].keys() >= {"source", "label", "top5", "prob5", "true", "correct"}
+    assert run(predict_config([*base, f"output={tmp_path / 'preds.json'}"], data_dir)) == 0
+    written = json.loads((tmp_path / "preds.json").read_text())
+    assert len(written["predictions"]) == n and written["summary"].startswith("accuracy ")
+    monkeypatch.chdir(tmp_path)  # no output=: the rows go to outputs/predict/<time>.csv
+    capsys.readouterr()
+    assert run(predict_config(base[:2], data_dir)) == 0
+    [default] = (tmp_path / "outputs" / "predict").glob("*.csv")
+    assert str(default.relative_to(tmp_path)) in capsys.readouterr().out.splitlines()
+    assert len(default.read_text().splitlines()) == n + 1
