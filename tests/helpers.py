@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -143,6 +144,37 @@ def train_until_last_checkpoint(args: list[str], data_dir: Path, cwd: Path, time
         time.sleep(0.05)
     assert proc.poll() is None, f"the run ended too early: {(cwd / 'train.log').read_text()[-2000:]}"
     return proc, runs
+
+
+TMUX = "/usr/bin/tmux"
+
+
+def in_tmux(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None, width: int = 80, timeout: float = 300
+) -> tuple[str, list[str]]:
+    """Run `command` in a tmux window `width` columns wide, as a person would see it:
+    (its final screen, every distinct screen seen while it ran). Captured with wrapped
+    lines joined, so a line that wrapped comes back longer than `width`."""
+    socket, done = f"hwr-test-{os.getpid()}-{time.monotonic_ns()}", "__hwr_test_done__"
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
+    shell = f"cd {shlex.quote(str(cwd))} && env {exports} {shlex.join(command)}; echo {done}; sleep 600"
+    tmux = [TMUX, "-L", socket]
+    subprocess.run([*tmux, "new-session", "-d", "-x", str(width), "-y", "50", shell], check=True)
+    frames: list[str] = []
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            screen = subprocess.run(
+                [*tmux, "capture-pane", "-p", "-J", "-S", "-", "-E", "-"], capture_output=True, text=True
+            ).stdout
+            if not frames or screen != frames[-1]:
+                frames.append(screen)
+            if done in screen:
+                return screen.split(done)[0], frames
+            time.sleep(0.1)
+        raise AssertionError(f"{command[:2]} did not finish in {timeout} s:\n{screen}")
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False)
 
 
 # no progress bars in test logs

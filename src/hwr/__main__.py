@@ -21,6 +21,7 @@ COMMANDS = {
     "serve": "a page to draw on, and a JSON API",
     "explore": "figures and statistics of a dataset",
     "baselines": "k-nearest neighbours and a random forest",
+    "results": "every run below a folder in one table, best first",
 }
 
 

@@ -17,7 +17,7 @@ from hwr.data.base import build_datamodule
 from hwr.errors import HwrError
 from hwr.evaluation.figures import TestOutputs
 from hwr.evaluation.report import MAX_MISTAKES, write_report
-from hwr.runs import console
+from hwr.runs import tables
 from hwr.runs.console import log
 from hwr.runs.entry import command
 from hwr.runs.record import Run
@@ -93,7 +93,7 @@ def run_baselines(cfg: DictConfig, run: Run) -> dict[str, dict[str, Any]]:
         if cfg.get("report", True):
             report = write_report(outputs, dm.class_names, folder.sub("report"))
             metrics.update(report.metrics)
-            console.print_report(report)
+            tables.print_report(report)
         metrics.update(
             task=cfg.task_name,
             data=dm.name,
@@ -106,7 +106,7 @@ def run_baselines(cfg: DictConfig, run: Run) -> dict[str, dict[str, Any]]:
             output_dir=str(folder.path),
         )
         path = run.write_record(metrics, folder)
-        console.print_metrics(metrics, title=f"baseline {method}: {dm.name}  ({path})")
+        tables.print_metrics(metrics, title=f"baseline {method}: {dm.name}  ({path})")
         results[method] = metrics
     return results
 

@@ -23,6 +23,7 @@ from PIL import Image
 
 from hwr.errors import HwrError
 from hwr.preprocess import IMAGE_SUFFIXES, preprocess_image
+from hwr.track import track
 
 log = logging.getLogger("hwr")
 CHARS74K_CLASSES = list(string.digits + string.ascii_uppercase + string.ascii_lowercase)
@@ -137,11 +138,12 @@ def decode_all(
 ) -> torch.Tensor:
     """Decode and preprocess every file (in parallel) into uint8 [N, S, S]."""
     jobs = [(p, image_size, margin, min_box) for p in paths]
+    news = (f"decoding {len(jobs):,} images (once: they are cached)", f"decoded {len(jobs):,} images")
     if workers > 1 and len(jobs) > 64:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(_decode, jobs, chunksize=32))
+            results = list(track(pool.map(_decode, jobs, chunksize=32), len(jobs), *news))
     else:
-        results = [_decode(job) for job in jobs]
+        results = list(track(map(_decode, jobs), len(jobs), *news))
     for path, result in zip(paths, results, strict=True):
         if isinstance(result, str):
             raise HwrError(f"cannot decode image {path} ({result}); replace or delete the file")

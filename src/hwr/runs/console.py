@@ -1,10 +1,12 @@
 """Everything the terminal shows, in one place: Rich's one console, one logger name (`hwr`).
 
-`setup()` gives the `hwr` logger its terminal handler and keeps Lightning's noise out;
-`log_to(folder)` opens a run's log file. Then, in a run's order: the config tree, the
-progress bar (`ProgressBar`), one line per epoch (`EpochLog`, log file only), the end's
-metrics table, confused pairs and pointers; besides: predict's table, explore's, the sweep
-summary, serve's and export's lines, and every `error:` line (`user_errors`).
+`setup()` gives the `hwr` logger its terminal handler (a record is its message there; the run's
+log file keeps time and source) and keeps Lightning's noise out; `log_to(folder)` opens a
+run's log file. Then, in a run's order: the config tree (to the run folder; on screen with
+print_config=true), what training shows (hwr.runs.progress), the end's metrics table, facts
+line, confused pairs and pointers; besides: `hwr results`, explore's table, the sweep summary,
+serve's and export's lines, and every `error:` line (`user_errors`). Predict's table is in
+hwr.runs.predict_view. Every table fits 80 columns.
 
 Code elsewhere logs to `logging.getLogger("hwr")` or hands its tables to these functions; it
 prints nothing itself. A record for the run's log file only carries `extra=FILE_ONLY`.
@@ -16,24 +18,22 @@ import io
 import json
 import logging
 import sys
+import textwrap
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-import lightning as L
 import rich
+import rich.box
 import rich.console
 import rich.syntax
 import rich.table
 import rich.tree
-from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from hwr.errors import HwrError, root_cause
-from hwr.evaluation.casefold import fold_members
-from hwr.evaluation.metrics import lookup, numbers, show
-from hwr.evaluation.names import labelled, lookalike_names
 from hwr.files import Folder
 
 log = logging.getLogger("hwr")
@@ -51,6 +51,22 @@ NOISE_WARNINGS = (
     r"The number of training batches \(\d+\) is smaller than the logging",
 )
 PRINT_ORDER = ("data", "model", "callbacks", "logger", "trainer", "paths")
+
+
+class _Terminal(logging.Formatter):
+    """On the terminal a record is its message (a warning says so): the time and logger name
+    that the log file keeps would take half of an 80-column line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        return message
+
+
+class _WarningsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
 
 
 class _DropNoise(logging.Filter):
@@ -71,12 +87,21 @@ def setup() -> None:
     call more than once."""
     if not any(getattr(h, "hwr_terminal", False) for h in log.handlers):
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(_Terminal())
         handler.addFilter(_DropNoise(terminal=True))
         handler.hwr_terminal = True  # type: ignore[attr-defined]
         log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False  # Hydra gives the root logger a console handler of its own: not twice
+    # Lightning's own terminal handlers keep its warnings; its information (devices, seed,
+    # "Loading train_dataloader ...") is in the run's log file, and the start-up line says
+    # what matters of it
+    for name in LIGHTNING:
+        for handler in logging.getLogger(name).handlers:
+            if type(handler) is logging.StreamHandler and not any(
+                isinstance(f, _WarningsOnly) for f in handler.filters
+            ):
+                handler.addFilter(_WarningsOnly())
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropNoise) for f in logger.filters):
@@ -116,11 +141,13 @@ def config_tree(cfg: DictConfig) -> rich.tree.Tree:
     return tree
 
 
-def print_config_tree(cfg: DictConfig, folder: Folder | None = None) -> None:
-    """Print the composed config as a tree, main groups first; with `folder`, add it to the
-    run's `config_tree.log` (a resumed run adds its config below the original's)."""
+def print_config_tree(cfg: DictConfig, folder: Folder | None = None, show: bool = True) -> None:
+    """The composed config as a tree, main groups first: on the terminal with `show`
+    (print_config=true), and with `folder` added to the run's `config_tree.log` (a resumed
+    run adds its config below the original's)."""
     tree = config_tree(cfg)
-    rich.print(tree)
+    if show:
+        rich.print(tree)
     if folder is not None:
         buffer = io.StringIO()
         rich.console.Console(file=buffer, width=100).print(tree)
@@ -129,119 +156,20 @@ def print_config_tree(cfg: DictConfig, folder: Folder | None = None) -> None:
         folder.write_text("config_tree.log", before + buffer.getvalue(), "the config tree")
 
 
-class ProgressBar(RichProgressBar):
-    """Lightning's RichProgressBar, epochs from 1, redrawn every `refresh_rate` training batches:
-    nothing is logged per training step (train/loss and train/acc are epoch figures), so what it
-    shows changes only when an epoch or a validation ends; reading it per batch only costs time."""
-
-    def _get_train_description(self, current_epoch: int) -> str:
-        # Lightning counts epochs from 0 ("Epoch 0/1" for two epochs); people count from 1.
-        description = f"Epoch {current_epoch + 1}"
-        if self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
-            description += f"/{self.trainer.max_epochs}"
-        return f"{description:{len(self.validation_description)}}"
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        done = batch_idx + 1
-        if done % max(self.refresh_rate, 1) == 0 or done == self.total_train_batches:
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+def duration(seconds: float) -> str:
+    """0:41, 12:05, 1:02:05."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-class EpochLog(L.Callback):
-    """One line per finished epoch in the run's log file (`<run>/train.log`), which the bar's
-    redrawn lines never reach: epoch (from 1), step and metrics, logged when the next epoch
-    starts or training ends (train/* come after validation). A resume does not log its
-    earlier epochs again."""
-
-    def __init__(self) -> None:
-        self._logged = 0
-
-    def _log(self, trainer: L.Trainer, epochs_done: int) -> None:
-        if epochs_done <= self._logged or trainer.sanity_checking:
-            return
-        self._logged = epochs_done
-        metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1}
-        shown = " ".join(f"{k} {show(k, v)}" for k, v in metrics.items())
-        of = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
-        log.info("epoch %d%s (step %d): %s", epochs_done, of, trainer.global_step, shown, extra=FILE_ONLY)
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self._logged = trainer.current_epoch  # epochs a resumed run finished before
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._log(trainer, trainer.current_epoch)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self._log(trainer, trainer.current_epoch)  # counts the last epoch only if it finished
-
-
-def metrics_table(record: Mapping[str, Any], title: str, first: str | None = None) -> rich.table.Table:
-    """The registry's metrics of a record, `first` (the objective) and test/acc at the top."""
-    shown = [k for k in numbers(record) if lookup(k) is not None]
-    order = [k for k in (first, "test/acc") if k in shown] + sorted(
-        k for k in shown if k not in (first, "test/acc")
-    )
-    table = rich.table.Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key in order:
-        table.add_row(key, show(key, record[key]))
-    return table
-
-
-def pairs_table(pairs: Sequence[Mapping[str, Any]], classes: Sequence[str] | None = None) -> rich.table.Table:
-    """The most-confused pairs, look-alike labels named ("l (small L)") among `classes`."""
-    names = lookalike_names(classes or [row[k] for row in pairs for k in ("true", "predicted")])
-    table = rich.table.Table(title=f"most confused pairs (top {len(pairs)})")
-    for column in ("true", "predicted", "count", "share of true class"):
-        table.add_column(column, justify="right" if column != "true" else "left")
-    for row in pairs:
-        true, pred = labelled(row["true"], names), labelled(row["predicted"], names)
-        table.add_row(true, pred, str(row["count"]), f"{row['share']:.1%}")
-    return table
-
-
-def print_report(report: Any) -> None:
-    """What a test report says at the end of a run: the confused pairs, and how much of the
-    error is case or look-alike confusion."""
-    rich.print(pairs_table(report.pairs, report.classes))
-    share = report.metrics.get("test/error_share_casefold")
-    if share is not None:
-        groups = " ".join("/".join(m) for m in fold_members(report.classes))
-        print(f"{share:.1%} of the errors are case or look-alike confusions ({groups})")
-
-
-def print_metrics(record: Mapping[str, Any], title: str, first: str | None = None) -> None:
-    rich.print(metrics_table(record, title, first))
-
-
-def print_pointers(record_path: Any, report: Any = None, tensorboard: Any = None) -> None:
-    """Where to look next, one unwrapped line each (plain print: a long path must stay one line
-    a terminal can copy)."""
-    print(f"run record: {record_path}")
-    if report is not None:
-        print(f"report:     {report}/")
-    if tensorboard is not None:
-        print(f"tensorboard --logdir {tensorboard}")
-
-
-def print_predictions(rows: Sequence[Mapping[str, Any]], summary: str, names: dict[str, str]) -> None:
-    """predict's table: each image, its prediction and the top k; look-alikes named."""
-    table = rich.table.Table()
-    for column in ("image", "prediction", "top-k", *(["true"] if any("true" in r for r in rows) else [])):
-        table.add_column(column)
-    for row in rows:
-        top = "  ".join(f"{labelled(t['label'], names)} {t['prob']:.3f}" for t in row.get("top", []))
-        label = labelled(row["label"], names) if row.get("label") else "[red]error"
-        if row.get("blank"):
-            label = f"{label} [yellow](blank image)"
-        cells = [row["source"], label, top or row.get("error", "")]
-        if "true" in row:
-            cells.append(("" if row["correct"] else "[red]") + labelled(row["true"], names))
-        table.add_row(*cells)
-    rich.print(table)
-    if summary:
-        print(summary)
+def shown_path(path: str | Path) -> str:
+    """A path relative to the working folder when it lies inside it (shorter to read and to paste)."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def print_summary(title: str, table: str, written: str) -> None:
@@ -293,9 +221,13 @@ def print_dataset(summary: Mapping[str, Any], parts: Sequence[str], title: str) 
             (f"{s['pixel_mean']:.4f}", f"{s['pixel_std']:.4f}"),
             f"{s['per_class_min']}..{s['per_class_max']}",
         )
-        table.add_row(part, str(s["images"]), size, pixels, *stats, counts)
+        table.add_row(part, f"{s['images']:,}", size, pixels, *stats, counts)
     rich.print(table)
-    print("classes:", " ".join(summary["class_names"]))
+    print(
+        textwrap.fill(
+            " ".join(summary["class_names"]), 80, initial_indent="classes: ", subsequent_indent="         "
+        )
+    )
 
 
 def print_error(message: str) -> None:

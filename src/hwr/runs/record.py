@@ -26,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from hwr.evaluation.report import TestReport
-from hwr.runs import console
+from hwr.runs import console, tables
 from hwr.runs.folder import RunFolder
 from hwr.runs.tensorboard import end_hparams_session
 
@@ -108,7 +108,7 @@ class Run:
         )
         if HydraConfig.initialized():
             hydra.write_text("hydra.yaml", OmegaConf.to_yaml({"hydra": HydraConfig.get()}), "Hydra's config")
-        console.print_config_tree(self.cfg, self.folder)
+        console.print_config_tree(self.cfg, self.folder, show=bool(self.cfg.get("print_config", False)))
         state = git_state()
         if state:
             info = {"commit": state["commit"], "dirty": state["dirty"]}
@@ -160,17 +160,20 @@ class Run:
             )
         self.folder.adopt()
         if report is not None:
-            console.print_report(report)
+            tables.print_report(report)
         title = f"{self.cfg.get('task_name')}: {self.data} / {self.model}"
-        console.print_metrics(record, title=title, first=self.cfg.get("objective"))
+        tables.print_metrics(record, title=title, first=self.cfg.get("objective"))
         shown = " ".join(
             f"{k}={v:g}" for k, v in record.items() if isinstance(v, int | float) and not isinstance(v, bool)
         )
         log.info("%s: %s", status, shown, extra=console.FILE_ONLY)
         log.info("run record: %s", path, extra=console.FILE_ONLY)
         report_dir = self.path / "report" if (self.path / "report").is_dir() else None
-        tensorboard = self.path.parent if (self.path / "tensorboard").is_dir() else None
-        console.print_pointers(path, report_dir, tensorboard)
+        # the folder of this task's runs (TensorBoard compares them); a folder named on the
+        # command line (hydra.run.dir=/tmp/x) is shown alone, not with everything beside it
+        runs = self.path.parent if self.path.parent.name in ("runs", "multiruns") else self.path
+        tensorboard = runs if (self.path / "tensorboard").is_dir() else None
+        tables.print_pointers(path, report_dir, tensorboard)
         return record
 
     def fail(self, message: str, status: str = "failed") -> None:

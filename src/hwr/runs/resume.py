@@ -26,7 +26,7 @@ from hwr.inference.checkpoint import read_checkpoint
 LAST = Path("checkpoints") / "last.ckpt"
 NEWEST = ("true", "last")
 OFF = (None, "null", "false", "False", "", False)
-# What a resumed run may change (README, "Resume"): it extends the schedule, or says where and
+# What a resumed run may change (docs/guide.md, "Resume"): it extends the schedule, or says where and
 # how the run executes. Anything else that differs from the run's recorded config is refused.
 RESUME_ALLOWS = (
     "trainer.max_epochs",
@@ -237,7 +237,8 @@ def _resumed(
             shown = ", ".join(bad[:6]) + (" ..." if len(bad) > 6 else "")
             raise HwrError(
                 f"resume={folder} would change {shown}, which the run was not trained with; a resume "
-                "continues the same run (it may only extend the schedule: README, Resume). Drop those, "
+                "continues the same run (it may only extend the schedule: docs/guide.md, Resume). "
+                "Drop those, "
                 f"or start a new run from its weights with ckpt_path={folder / LAST}"
             )
     folder = folder.absolute()

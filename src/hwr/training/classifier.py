@@ -194,6 +194,19 @@ class Classifier(L.LightningModule):
         self.log("train/loss", totals[0] / totals[2], prog_bar=True, sync_dist=distributed)
         self.log("train/acc", totals[1] / totals[2], sync_dist=distributed)
 
+    def running_train_metrics(self) -> tuple[float, float] | None:
+        """This epoch's training loss (mean of its batches) and accuracy so far, this process
+        only: what the progress bar shows. One read from the device, so the bar calls it only
+        when it redraws (about twice a second), never per step."""
+        kept = getattr(self, "_train_epoch", None)
+        if not kept or not kept["losses"]:
+            return None
+        n = len(kept["losses"])
+        loss = torch.stack(kept["losses"]).float().mean() * self.trainer.accumulate_grad_batches
+        correct = (torch.cat(kept["preds"][:n]) == torch.cat(kept["targets"][:n])).float().mean()
+        values = torch.stack([loss, correct]).tolist()
+        return values[0], values[1]
+
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Loss and metrics of one validation batch; the logits go to
         hwr.evaluation.casefold.GroupedMetrics (case-folded, per-source accuracy)."""
@@ -253,5 +266,8 @@ class Classifier(L.LightningModule):
                 "scheduler": scheduler,
                 "interval": self.hparams.scheduler_interval,
                 "monitor": "val/loss",
+                # LearningRateMonitor's tag: among the training curves, not an "lr-AdamW" group
+                # of its own ahead of them in TensorBoard
+                "name": "train/lr",
             },
         }
