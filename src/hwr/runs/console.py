@@ -172,11 +172,6 @@ def shown_path(path: str | Path) -> str:
         return str(path)
 
 
-def print_summary(title: str, table: str, written: str) -> None:
-    """A sweep's summary: its title, the markdown table and where it was written."""
-    print(f"\n{title}\n\n{table}\nwritten: {written}")
-
-
 def describe_model(info: Mapping[str, Any]) -> str:
     """One line: which model is served, trained on what, how good it was, from where."""
     accuracy = "test/acc not recorded" if info["test_acc"] is None else f"test/acc {info['test_acc']:.2%}"

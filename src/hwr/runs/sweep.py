@@ -17,7 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from hwr.evaluation.results import summarize_sweep
-from hwr.runs import console
+from hwr.runs import tables
 
 
 def in_multirun() -> bool:
@@ -48,10 +48,12 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        rows, table = summarize_sweep(sweep_dir, self.objective)
+        rows, _ = summarize_sweep(sweep_dir, self.objective)
         failed = [r for r in rows if r["status"] in ("failed", "diverged")]
-        title = f"sweep summary ({len(rows)} jobs, {len(failed)} failed), by {self.objective}:"
-        console.print_summary(title, table, f"{sweep_dir / 'summary.md'}, {sweep_dir / 'summary.csv'}")
+        title = f"sweep summary ({len(rows)} jobs, {len(failed)} failed), best {self.objective} first"
+        tables.print_sweep(
+            title, rows, self.objective, f"{sweep_dir / 'summary.md'}, {sweep_dir / 'summary.csv'}"
+        )
         if failed and self.fail_on_error:
             raise SystemExit(
                 f"error: {len(failed)} of {len(rows)} jobs failed; see {sweep_dir / 'summary.md'}"

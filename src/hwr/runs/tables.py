@@ -18,6 +18,7 @@ import rich.table
 from hwr.evaluation.casefold import fold_members
 from hwr.evaluation.metrics import numbers, show
 from hwr.evaluation.names import labelled, lookalike_names
+from hwr.evaluation.results import seed_groups
 from hwr.runs.console import duration, shown_path
 
 # facts of a run, shown in one line under the metrics table rather than as metrics
@@ -154,3 +155,30 @@ def print_results(rows: Sequence[Mapping[str, Any]], folder: Path, sort: str) ->
             str(run), f"{row.get('data')} / {row.get('model')}", *cells, duration(wall) if wall else "-"
         )
     rich.print(table)
+
+
+def print_sweep(title: str, rows: Sequence[Mapping[str, Any]], objective: str, written: str) -> None:
+    """A sweep's summary on the terminal: each job's overrides, status, objective, test/acc and
+    time (errors and every column are in the summary files), and seed groups' mean ± std."""
+    table = rich.table.Table(title=title, title_justify="left", box=rich.box.SIMPLE_HEAD)
+    metrics = list(
+        dict.fromkeys(m for m in (objective, "test/acc") if any(r.get(m) is not None for r in rows))
+    )
+    table.add_column("job", no_wrap=True)
+    table.add_column("overrides", overflow="fold", ratio=1)
+    table.add_column("status")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    table.add_column("time", justify="right")
+    for row in rows:
+        cells = [show(m, row[m]) if isinstance(row.get(m), int | float) else "-" for m in metrics]
+        wall = row.get("wall_time_s")
+        time = duration(wall) if isinstance(wall, int | float) else "-"
+        table.add_row(
+            str(row.get("job")), row.get("overrides") or "(none)", str(row.get("status")), *cells, time
+        )
+    rich.print(table)
+    for group in seed_groups(list(rows), metrics):
+        spread = ", ".join(f"{m} {group[m]}" for m in metrics if m in group)
+        print(f"over {group['seeds']} seeds of {group['overrides']}: {spread}")
+    print(f"written: {written}")
