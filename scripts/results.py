@@ -1,38 +1,14 @@
-"""Collect every metrics.json under a folder into one results table.
+"""Collect every metrics.json under a folder into one results table and print it: the same as
+`hwr results` (hwr.commands.results), for a checkout without the `hwr` command on the path.
 
-    uv run scripts/results.py outputs/ [--out results] [--sort test/acc]
+    uv run scripts/results.py outputs/ [--sort test/acc] [--output results.md|results.csv]
 
-Prints the table and writes `<out>.md` and `<out>.csv` (default: `<folder>/results.*`).
-One row per run (train.py, eval.py) or per baseline method (baselines.py).
+The folder it reads is left as it is: the table is written only to `--output`.
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from hwr.evaluation.results import RESULT_COLUMNS, collect, present, sort_rows, write_table
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path, help="folder searched recursively for metrics.json")
-    parser.add_argument("--out", type=Path, help="output path without suffix (default <folder>/results)")
-    parser.add_argument("--sort", default="test/acc", help="column to sort by, descending")
-    args = parser.parse_args(argv)
-    if not args.folder.is_dir():
-        raise SystemExit(f"error: {args.folder} is not a folder")
-    if args.sort not in RESULT_COLUMNS:
-        raise SystemExit(f"error: --sort must be one of {', '.join(RESULT_COLUMNS)}")
-    rows = collect(args.folder)
-    if not rows:
-        raise SystemExit(
-            f"error: no metrics.json under {args.folder}; run train.py, eval.py or baselines.py first"
-        )
-    out = args.out or args.folder / "results"
-    print(write_table(sort_rows(rows, args.sort), present(RESULT_COLUMNS, rows), out))
-    print(f"written: {out.with_suffix('.md')}, {out.with_suffix('.csv')}")
-
+from hwr.commands.results import main
 
 if __name__ == "__main__":
     main()

@@ -88,7 +88,11 @@ def test_ensemble_with_tta_exports(english_run, tmp_path):
     result = export_model([ckpt, ckpt], "onnx", tmp_path / "ens.onnx", tta_shift=1, parity_batch=16)
     assert result["tta_shift"] == 1 and len(result["checkpoints"]) == 2
     assert result["parity"]["max_abs_diff"] <= TOLERANCE and result["test_acc"] is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ens.onnx", "ens.onnx.json"]  # no temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "MODEL_CARD.md",
+        "ens.onnx",
+        "ens.onnx.json",
+    ]  # no temp files left
 
 
 def test_refuses_bad_requests(english_run, tmp_path):
@@ -144,7 +148,11 @@ def test_cli_default_output_and_light_loading(english_run, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     model = tmp_path / "run" / "export" / "model.onnx"
     assert f"wrote {model}" in done.stdout and "parity: max |onnxruntime - PyTorch|" in done.stdout
-    assert sorted(p.name for p in model.parent.iterdir()) == ["model.onnx", "model.onnx.json"]
+    assert sorted(p.name for p in model.parent.iterdir()) == [
+        "MODEL_CARD.md",
+        "model.onnx",
+        "model.onnx.json",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no Hydra run folder
     ink_png(tmp_path / "a.png", 3, writer=2)
     code = (

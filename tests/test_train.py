@@ -130,43 +130,48 @@ def test_tensorboard_has_scalars_and_hparams(trained_run):
     assert {
         "train/loss",
         "train/acc",
+        "train/lr",
+        "train/time_s",
         "val/loss",
         "val/acc",
         "val/acc_best",
         "test/acc",
         "test/f1",
-        "lr-AdamW",
     } <= scalars
+    assert not {"epoch", "lr-AdamW", "hp_metric"} & scalars  # housekeeping that led Time Series
     assert acc.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
     val_acc = [e.value for e in acc.Scalars("val/acc")]
     assert len(val_acc) == 4 and metrics["val/acc_best"] == pytest.approx(max(val_acc))
     # the learning rate of the one-cycle schedule, per logging interval (10 steps), not per epoch
-    lr = [e.value for e in acc.Scalars("lr-AdamW")]
+    lr = [e.value for e in acc.Scalars("train/lr")]
     assert len(lr) > 4 and len(set(lr)) == len(lr)
-    assert "hp_metric" not in scalars
+    assert acc.Scalars("train/time_s")[-1].value == pytest.approx(metrics["train_time_s"], abs=0.01)
 
 
 def test_hparams_tab_shows_the_metrics_that_matter(trained_run):
-    """One HPARAMS trial per run, named by data and model, holding only its objective first and
-    four more metrics (TensorBoard ticks five), its hyperparameters and its end status."""
+    """One HPARAMS trial per run, in the run's own event folder (no subfolder: TensorBoard lists
+    the run once): four setting columns, the objective first among the metrics, its hyperparameters
+    and its end status."""
     from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
     out, metrics = trained_run
-    [session_dir] = [p for p in (out / "tensorboard").iterdir() if p.is_dir()]
-    assert session_dir.name == "mnist_CNN"
-    acc = EventAccumulator(str(session_dir), size_guidance={"tensors": 0})
+    assert not [p for p in (out / "tensorboard").iterdir() if p.is_dir()]
+    acc = EventAccumulator(str(out / "tensorboard"), size_guidance={"tensors": 0})
     acc.Reload()
-    names = ["objective (val/acc_best)", "test/acc", "test/f1_macro", "train/loss", "train_time_s"]
-    assert acc.Tags()["scalars"] == names
-    assert acc.Scalars("objective (val/acc_best)")[0].value == pytest.approx(metrics["val/acc_best"])
-    assert acc.Scalars("test/acc")[0].step == metrics["global_step"]
     content = acc.PluginTagToContent("hparams")
-    assert "_hparams_/experiment" not in content  # every run's own hyperparameters, unioned
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert [h.display_name for h in experiment.hparam_infos] == ["model", "lr", "epochs", "augment"]
+    assert [m.display_name for m in experiment.metric_infos][:5] == [
+        "objective (val/acc_best)", "test/acc", "test/acc_casefold", "test/f1_macro", "train_time_s",
+    ]  # fmt: skip
+    assert experiment.metric_infos[0].name.tag == "val/acc_best"  # the curve itself, no copy
+    assert acc.Scalars("test/f1_macro")[-1].value == pytest.approx(metrics["test/f1_macro"])
+    assert acc.Scalars("test/f1_macro")[-1].step == metrics["global_step"]
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hp = start.session_start_info.hparams
+    assert hp["1 model"].string_value == "CNN · mnist" and hp["2 lr"].number_value == pytest.approx(0.003)
     assert hp["model/net/class"].string_value == "CNN"
     assert hp["data/class"].string_value == "MNISTDataModule"
-    assert hp["model/optimizer/lr"].number_value == pytest.approx(0.003)
     assert hp["trainer/max_epochs"].number_value == 4
     end = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_end_info"])
     assert end.session_end_info.status == api_pb2.STATUS_SUCCESS

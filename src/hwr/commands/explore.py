@@ -122,6 +122,19 @@ def augmentation_figure(sample: torch.Tensor, augment: AugmentConfig, gen: torch
     return fig
 
 
+def pixel_profile(means: torch.Tensor, names: list[str]) -> Figure:
+    """Mean pixel value (ink coverage) of every class from its mean image [C, H, W] (0..255): one
+    bar per class, as the classes are categories; a line would suggest an order between them."""
+    fig = new_figure(figsize=(max(8.0, 0.2 * len(names) + 2), 3), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(range(len(names)), (means / 255).mean(dim=(1, 2)).numpy(), width=0.7, color="#4c72b0")
+    class_ticks(ax, "x", names)
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.set_ylabel("mean pixel")
+    ax.set_title("mean pixel value per class (ink coverage)")
+    return fig
+
+
 def summary(parts: dict[str, LabelledImages], dm: CharDataModule) -> dict[str, Any]:
     out: dict[str, Any] = {"dataset": dm.name, "classes": dm.num_classes, "class_names": dm.class_names}
     for part, data in parts.items():
@@ -199,29 +212,27 @@ def explore(cfg: DictConfig, run: Run) -> dict[str, Any]:
     lookalikes = lookalike_names(names)
     titles = [labelled(name, lookalikes) for name in names]
     figures["mean_per_class"] = image_grid(means, (len(names) + cols - 1) // cols, cols, titles)
-    fig = new_figure(figsize=(max(8.0, 0.2 * len(names) + 2), 3), layout="constrained")
-    ax = fig.subplots()
-    ax.plot((means / 255).mean(dim=(1, 2)).numpy(), marker="o")
-    class_ticks(ax, "x", names)
-    ax.set_ylabel("mean pixel")
-    ax.set_title("mean pixel value per class (ink coverage)")
-    figures["mean_pixel_profile"] = fig
+    figures["mean_pixel_profile"] = pixel_profile(means, names)
 
     sample = main_part.images[torch.randperm(len(main_part), generator=gen)[:16]]
     figures["augmentation"] = augmentation_figure(sample, dm.augment, gen)
 
     logger = TensorBoardLogger(str(run.path), name="tensorboard", version="")
+    written = []
     for name, figure in figures.items():
         png = io.BytesIO()
         figure.savefig(png, format="png", dpi=100)
-        run.folder.write_bytes(f"{name}.png", png.getvalue(), "a figure")
+        written.append(run.folder.write_bytes(f"{name}.png", png.getvalue(), "a figure").name)
         logger.experiment.add_figure(f"explore/{name}", figure, close=True)
     logger.experiment.flush()
 
     result = summary(parts, dm)
     result["augment"] = vars(dm.augment)
-    run.folder.write_text("summary.json", json.dumps(result, indent=2) + "\n", "the summary")
+    saved = run.folder.write_text("summary.json", json.dumps(result, indent=2) + "\n", "the summary")
+    written.append(saved.name)
     console.print_dataset(result, list(parts), f"{dm.name}: {dm.num_classes} classes ({run.path})")
+    log.info("wrote %d files in %s: %s", len(written), run.path, ", ".join(written))
+    log.info("tensorboard --logdir %s (IMAGES: explore/*)", run.path / "tensorboard")
     return result
 
 

@@ -1,5 +1,6 @@
-"""The report's figures: confusion matrix (and a zoom on its most-confused classes for large
-class lists), per-class scores, the most confident mistakes.
+"""The report's figures besides the confusion matrices (hwr.evaluation.confusion): per-class
+scores and the most confident mistakes, each at full size for `report/` and, where that is too
+big for a TensorBoard image card (~340 px wide), at card size too.
 
 Drawn for people: class names on ticks are upright and monospaced, look-alike characters
 are named ("l (small L)"), and every colour or axis that is not the obvious one (a log
@@ -34,8 +35,9 @@ class TestOutputs:
 
 
 SHOWN_MISTAKES = 64  # the most confident mistakes go in the grid
-ZOOM_CLASSES = 8  # classes of the most-confused pairs in the zoomed matrix of a large class list
-PANEL_CLASSES = 32  # classes per panel of the per-class figure
+CARD_MISTAKES = 12  # ... in the grid of a TensorBoard card (4 x 3, captions it can show)
+SPLIT_OVER = 20  # a class list longer than this is also drawn in groups
+GROUP_SIZE = 26  # the most classes one group holds (the alphabet)
 
 
 def new_figure(**kwargs: Any) -> Figure:
@@ -57,169 +59,124 @@ def class_ticks(ax: Axes, axis: str, labels: list[str], fontsize: float | None =
     set_ticks(range(len(labels)), labels, fontsize=fontsize, family="monospace", rotation=rotation)
 
 
-def _log_floor(share: torch.Tensor) -> float:
-    """Bottom of the log colour scale: half the smallest non-zero share (at most 1%), so even
-    one error in a large class gets a colour of its own."""
-    nonzero = share[share > 0]
-    return min(0.01, 0.5 * float(nonzero.min())) if len(nonzero) else 0.01
-
-
-def _draw_matrix(
-    fig: Figure, counts: torch.Tensor, share: torch.Tensor, names: list[str], vmin: float, card: bool = False
-):
-    """Draw `share` (row shares of the true class) on a log colour scale, empty cells white.
-
-    On a linear scale an MNIST error (1 image in 1000) is as pale as no error at all; on a log
-    scale down to `vmin` every error is a visible blue, and the palest blue used is kept well
-    away from the white of an empty cell. Counts are written in the cells while they fit
-    (<= 20 classes); rows are named with look-alikes spelled out ("l (small L)"). `card`: large
-    type for a small figure that TensorBoard's ~300 px image card shows unscaled enough to read."""
-    from matplotlib import colormaps
-    from matplotlib.colors import ListedColormap, LogNorm
-    from matplotlib.ticker import FuncFormatter, LogLocator
-    from mpl_toolkits.axes_grid1 import make_axes_locatable
-
-    c, lookalikes = len(names), lookalike_names(names)
-    cmap = ListedColormap(colormaps["Blues"](np.linspace(0.3, 1.0, 256))).with_extremes(bad="white")
-    norm = LogNorm(vmin=vmin, vmax=1.0)
-    ax = fig.subplots()
-    im = ax.imshow(np.ma.masked_equal(share.numpy(), 0), cmap=cmap, norm=norm, interpolation="nearest")
-    class_ticks(ax, "x", names, fontsize=12 if card else None)
-    class_ticks(ax, "y", [labelled(name, lookalikes) for name in names], fontsize=11 if card else None)
-    if c > 20:  # a long row is easier to follow with its name at both ends
-        ax.tick_params(labeltop=True, labelright=True, top=True, right=True)
-    ax.set_xticks(np.arange(c + 1) - 0.5, minor=True)
-    ax.set_yticks(np.arange(c + 1) - 0.5, minor=True)
-    ax.grid(which="minor", color="#dddddd", linewidth=0.4)
-    ax.tick_params(which="minor", length=0)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if c <= 20:
-        for i, j in torch.nonzero(counts).tolist():
-            dark = norm(float(share[i, j])) > 0.6
-            size = 11 if card else 7 if c > 12 else 8
-            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=size,
-                    color="white" if dark else "black")  # fmt: skip
-    # a colour bar beside the drawn matrix (not beside the box around it): no gap to trim
-    pad = 0.15 + (0.1 * max(len(t.get_text()) for t in ax.get_yticklabels()) if c > 20 else 0)
-    bar = fig.colorbar(im, cax=make_axes_locatable(ax).append_axes("right", size=0.25, pad=pad))
-    bar.ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
-    if card:
-        bar.ax.tick_params(labelsize=10)
-        bar.set_label("share of true class (log)", fontsize=10)
-    else:
-        bar.set_label("share of the true class's test images (log scale); white: none")
-
-
-def plot_confusion(matrix: torch.Tensor, names: list[str]) -> Figure:
-    """Confusion matrix coloured by row share (log scale), sized to the class count; save it
-    with bbox_inches="tight" (write_report does)."""
-    c = len(names)
-    share = matrix.float() / matrix.sum(dim=1, keepdim=True).clamp(min=1)
-    side = max(3.5, (0.3 if c > 20 else 0.5) * c)  # 0.3 in a cell: 8 pt labels stay apart
-    fig = new_figure(figsize=(1.3 * side + 3, 1.3 * side + 1.5))
-    _draw_matrix(fig, matrix, share, names, _log_floor(share))
-    numbers = "; numbers: image counts" if c <= 20 else ""
-    fig.axes[0].set_title(f"confusion matrix: row = true class{numbers}", fontsize=12 if c > 20 else 10)
-    return fig
-
-
-def plot_confusion_zoom(
-    matrix: torch.Tensor, names: list[str], pairs: list[dict[str, Any]], top: int = ZOOM_CLASSES
-) -> Figure | None:
-    """The confusion matrix restricted to the (at most `top`) classes of the most-confused
-    `pairs` (hwr.evaluation.report.confused_pairs), with counts and the colours of the full matrix: the
-    part of a 62-class matrix that a TensorBoard card shows legibly. None without errors."""
-    chosen: list[int] = []
-    for pair in pairs:
-        for name in (pair["true"], pair["predicted"]):
-            if names.index(name) not in chosen and len(chosen) < top:
-                chosen.append(names.index(name))
-    if not chosen:
-        return None
-    index = torch.tensor(sorted(chosen))
-    share = matrix.float() / matrix.sum(dim=1, keepdim=True).clamp(min=1)  # of the whole row
-    # ~480 px wide at 110 dpi with 11-12 pt type: a TensorBoard card shrinks it to ~60%
-    fig = new_figure(figsize=(4.4, 3.9))
-    sub_names = [names[i] for i in index]
-    _draw_matrix(
-        fig, matrix[index][:, index], share[index][:, index], sub_names, _log_floor(share), card=True
-    )
-    fig.axes[0].set_title(f"most confused: {len(index)} of {len(names)} classes (counts)", fontsize=11)
-    return fig
-
-
 def _compact(n: int) -> str:
     """A support count short enough to sit under a one-character tick: 950, 1135, 12k."""
     return str(n) if n < 10_000 else f"{n // 1000}k"
 
 
-def _score_panel(ax: Axes, rows: list[dict[str, Any]], slots: int) -> None:
-    """One row of the per-class figure (`slots` places wide, as the others, whatever its
-    length): a dot per score, a grey line from precision to recall.
-    When every score is high the y-axis zooms to them (differences of 0.01 must show), down
-    to a round value that the axis label states and two slashes on the axis mark."""
+def class_groups(names: list[str]) -> list[tuple[str, list[int]]]:
+    """The groups a large class list is shown in, each at most GROUP_SIZE classes, in class
+    order: digits, capitals, small letters, then the rest in runs of GROUP_SIZE. One group of
+    all classes for SPLIT_OVER classes or fewer."""
+    if len(names) <= SPLIT_OVER:
+        return [("all classes", list(range(len(names))))]
+    kinds = (("digits", str.isdigit), ("capitals", str.isupper), ("small letters", str.islower))
+    groups, left = [], list(range(len(names)))
+    for label, test in kinds:
+        members = [i for i in left if len(names[i]) == 1 and test(names[i])]
+        if members and len(members) <= GROUP_SIZE:
+            groups.append((label, members))
+            left = [i for i in left if i not in members]
+    for start in range(0, len(left), GROUP_SIZE):
+        run = left[start : start + GROUP_SIZE]
+        groups.append((f"classes {names[run[0]]} to {names[run[-1]]}", run))
+    return groups
+
+
+def score_floor(rows: list[dict[str, Any]]) -> float:
+    """Where the per-class y-axis starts: 0, or, when every score is high, a round value a
+    little under the lowest (differences of 0.01 must show). One value for all panels of a
+    figure, so panels compare at a glance."""
+    low = min((min(r["precision"], r["recall"], r["f1"]) for r in rows), default=0.0)
+    bottom = math.floor((low - 0.15 * (1 - low) - 0.005) * 100) / 100
+    return bottom if bottom >= 0.2 else 0.0
+
+
+def _score_panel(
+    ax: Axes, rows: list[dict[str, Any]], slots: int, bottom: float, supports: bool = True, size: float = 10
+) -> None:
+    """One panel of the per-class figure (`slots` places wide, as the others, whatever its
+    length): a dot per score, a grey line from precision to recall; the y-axis from `bottom`
+    (stated by the axis label and marked by two slashes on the axis when not 0)."""
     x = np.arange(len(rows))
     values = {key: np.array([r[key] for r in rows], dtype=float) for key in ("precision", "recall", "f1")}
-    low = float(min(v.min() for v in values.values())) if len(rows) else 0.0
-    bottom = math.floor((low - 0.15 * (1 - low) - 0.005) * 100) / 100
-    pr = np.stack([values["precision"], values["recall"]])
+    pr = np.stack([values["precision"], values["recall"]]) if rows else np.zeros((2, 0))
     ax.vlines(x, pr.min(axis=0), pr.max(axis=0), color="#bbbbbb", linewidth=1)
     styles = {"precision": ("^", "#4c72b0", 22), "recall": ("v", "#dd8452", 22), "f1": ("o", "#2a7d3f", 34)}
-    for key, (marker, color, size) in styles.items():
-        ax.scatter(x, values[key], marker=marker, color=color, s=size, label=key, zorder=3)
-    class_ticks(ax, "x", [f"{r['class']}\n{_compact(r['support'])}" for r in rows])
+    for key, (marker, color, area) in styles.items():
+        ax.scatter(x, values[key], marker=marker, color=color, s=area, label=key, zorder=3)
+    labels = [f"{r['class']}\n{_compact(r['support'])}" if supports else r["class"] for r in rows]
+    class_ticks(ax, "x", labels, fontsize=size)
     ax.set_xlim(-0.7, max(slots, 1) - 0.3)
     ax.grid(axis="y", color="#e5e5e5")
-    if bottom >= 0.2:
-        ax.set_ylim(bottom, 1.0 + 0.04 * (1 - bottom))
+    ax.set_ylim(bottom, 1.0 + 0.04 * (1 - bottom) if bottom else 1.05)
+    if bottom:
         for dy in (0.0, 0.03):
             ax.plot([-0.01, 0.01], [0.01 + dy, 0.04 + dy], transform=ax.transAxes, color="black",
                     linewidth=1, clip_on=False)  # fmt: skip
-        ax.set_ylabel(f"score (axis starts\nat {bottom:.2f}, not 0)")
+        ax.set_ylabel(f"score (axis starts\nat {bottom:.2f}, not 0)", fontsize=min(size, 10))
     else:
-        ax.set_ylim(0, 1.05)
-        ax.set_ylabel("score")
+        ax.set_ylabel("score", fontsize=min(size, 10))
 
 
 def plot_per_class(rows: list[dict[str, Any]]) -> Figure:
-    """Precision, recall and F1 of every class, worst F1 first, its support under its name;
-    more than `PANEL_CLASSES` classes wrap onto stacked panels (a 62-class strip would be 2000
-    px wide and 400 high: unreadable once a TensorBoard card shrinks it), each panel with its
-    own y-range.
+    """Precision, recall and F1 of every class, worst F1 first, its support under its name.
+    A large class list gets one stacked panel per class group (digits, capitals, small
+    letters: `class_groups`), all panels on one y-axis.
 
     Dots, not bars: when every score is 0.97-0.99 (MNIST) the y-axis zooms to the data, and a
     bar whose base is cut off would misstate its length; the cut is marked on the axis."""
-    order = sorted(rows, key=lambda r: r["f1"])  # stable: ties stay in class order
-    c = len(order)
-    panels = max(1, math.ceil(c / PANEL_CLASSES))
-    per = math.ceil(c / panels) if c else 0
-    fig = new_figure(figsize=(max(6.0, 0.34 * per + 1.6), 0.6 + 3.2 * panels), layout="constrained")
-    axes = fig.subplots(panels, 1, squeeze=False)[:, 0]
-    for k, ax in enumerate(axes):
-        _score_panel(ax, order[k * per : (k + 1) * per], per)
+    groups = class_groups([r["class"] for r in rows])
+    slots = max(len(index) for _, index in groups) if rows else 0
+    bottom = score_floor(rows)
+    fig = new_figure(figsize=(max(6.0, 0.34 * slots + 1.6), 0.6 + 3.2 * len(groups)), layout="constrained")
+    axes = fig.subplots(len(groups), 1, squeeze=False)[:, 0]
+    for ax, (label, index) in zip(axes, groups, strict=True):
+        _score_panel(ax, sorted((rows[i] for i in index), key=lambda r: r["f1"]), slots, bottom)
+        if len(groups) > 1:
+            ax.set_title(label, fontsize=10, loc="left")
     axes[-1].set_xlabel("class, with its number of test images (support) below")
     axes[0].legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False, fontsize=9)
-    macro = sum(r["f1"] for r in order) / max(c, 1)
-    axes[0].set_title(f"per-class scores on the test set, worst F1 first (macro F1 {macro:.3f})", pad=24)
+    macro = sum(r["f1"] for r in rows) / max(len(rows), 1)
+    fig.suptitle(f"per-class scores on the test set, worst F1 first (macro F1 {macro:.3f})")
     return fig
 
 
-def mistake_caption(true: str, pred: str, p: float, names: dict[str, str]) -> str:
-    """'3 → 5 (p=0.83)'; look-alike labels are named ('I (capital i) →\\nl (small L) (p=0.83)')."""
+def plot_per_class_card(rows: list[dict[str, Any]], label: str, index: list[int], bottom: float) -> Figure:
+    """The per-class scores of one class group (`label`), worst F1 first, at TensorBoard card
+    size: class names only (the supports are in per_class.csv and per_class.png), large type,
+    the y-axis from `bottom` (`score_floor` of all classes: the groups compare)."""
+    chosen = sorted((rows[i] for i in index), key=lambda r: r["f1"])
+    fig = new_figure(figsize=(max(4.2, 0.17 * len(chosen) + 1.2), 2.8), layout="constrained")
+    ax = fig.subplots()
+    _score_panel(ax, chosen, len(chosen), bottom, supports=False, size=11)
+    ax.legend(
+        loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False, fontsize=10, handletextpad=0
+    )
+    ax.set_title(f"{label}: per-class scores, worst F1 first", fontsize=11, pad=22)
+    return fig
+
+
+def mistake_caption(true: str, pred: str, p: float, names: dict[str, str], card: bool = False) -> str:
+    """'3 → 5 (p=0.83)'; look-alike labels are named ('I (capital i) →\\nl (small L) (p=0.83)').
+    `card`: two short lines for a TensorBoard card ('I (capital i) →\\nl (small L) 0.83')."""
     t, q = labelled(true, names), labelled(pred, names)
+    if card:
+        return f"{t} → {q}\np={p:.2f}" if len(t) + len(q) <= 8 else f"{t} →\n{q} {p:.2f}"
     return f"{t} → {q} (p={p:.2f})" if len(t) + len(q) <= 8 else f"{t} →\n{q} (p={p:.2f})"
 
 
-def plot_mistakes(outputs: TestOutputs, names: list[str]) -> Figure:
-    """Grid of the most confident misclassified test images, captioned 'true → pred (p=0.83)'."""
+def plot_mistakes(outputs: TestOutputs, names: list[str], card: bool = False) -> Figure:
+    """Grid of the most confident misclassified test images, captioned 'true → pred (p=0.83)':
+    SHOWN_MISTAKES of them, or at TensorBoard card size (`card`) CARD_MISTAKES with large type."""
     confidence = outputs.probs[outputs.mistake_index].amax(dim=1) if len(outputs.mistake_index) else None
-    order = torch.argsort(confidence, descending=True)[:SHOWN_MISTAKES] if confidence is not None else []
+    shown = CARD_MISTAKES if card else SHOWN_MISTAKES
+    order = torch.argsort(confidence, descending=True)[:shown] if confidence is not None else []
     images, positions = outputs.mistake_images[order], outputs.mistake_index[order]
-    n, cols, lookalikes = len(positions), 8, lookalike_names(names)
+    n, cols, lookalikes = len(positions), 3 if card else 8, lookalike_names(names)
     rows = max(1, (n + cols - 1) // cols)
-    fig = new_figure(figsize=(cols * 1.5, rows * 1.8 + 0.4), layout="constrained")
+    width, height = (1.5, 1.9) if card else (1.5, 1.8)
+    fig = new_figure(figsize=(cols * width, rows * height + 0.4), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -227,8 +184,13 @@ def plot_mistakes(outputs: TestOutputs, names: list[str]) -> Figure:
         p = outputs.probs[i]
         pred = int(p.argmax())
         ax.imshow(image[0].numpy(), cmap="gray")
-        caption = mistake_caption(names[int(outputs.targets[i])], names[pred], float(p[pred]), lookalikes)
-        ax.set_title(caption, fontsize=7 if "\n" in caption else 8)
-    fig.suptitle(f"the {n} most confident mistakes: true → predicted (model's probability)" if n
-                 else "no misclassified test images")  # fmt: skip
+        true = names[int(outputs.targets[i])]
+        caption = mistake_caption(true, names[pred], float(p[pred]), lookalikes, card)
+        ax.set_title(caption, fontsize=11 if card else 7 if "\n" in caption else 8)
+    title = (
+        f"the {n} most confident mistakes:\ntrue → predicted (probability)"
+        if card
+        else (f"the {n} most confident mistakes: true → predicted (model's probability)")
+    )
+    fig.suptitle(title if n else "no misclassified test images", fontsize=12 if card else None)
     return fig

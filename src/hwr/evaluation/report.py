@@ -1,19 +1,26 @@
-"""Evaluation report: confusion matrix, per-class scores, most-confused pairs, mistakes.
+"""Evaluation report: confusion matrix, per-class scores, most-confused pairs, mistakes,
+learning curves and the model card.
 
-`TestReport`, a callback that `hwr train` and `hwr eval` add to their Trainer, keeps the one
-pass of test predictions, so nothing is predicted twice, and writes the report when testing
-ends: files under `<run>/report/` (each written atomically through a `hwr.files.Folder`) and
-the same images in TensorBoard, at the run's last step. It prints nothing: the run's end
-(hwr.runs.console) shows the confused pairs it returns.
+`TestReport`, a callback that `hwr train` and `hwr eval` add to their Trainer, keeps the
+metrics of every training epoch and the one pass of test predictions, so nothing is predicted
+twice, and writes the report when testing ends: files under `<run>/report/` (each written
+atomically through a `hwr.files.Folder`) and images in TensorBoard, at the run's last step.
+
+A TensorBoard image card is ~340 px wide: it gets the views drawn for that size. For more than
+20 classes those are the confusion matrix and the per-class scores of each class group
+(digits, capitals, small letters), the zoom on the most-confused classes, and 12 mistakes;
+the full-size confusion_matrix.png, per_class.png and misclassified.png (64 mistakes) stay in
+`report/`. It prints nothing: the run's end (hwr.runs.console) shows the confused pairs.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,14 +34,22 @@ from torchmetrics.functional.classification import (
 )
 
 from hwr.evaluation.casefold import fold_error_share, grouped_accuracy
+from hwr.evaluation.confusion import plot_confusion, plot_confusion_group, plot_confusion_zoom
+from hwr.evaluation.curves import EpochHistory, plot_learning_curves
 from hwr.evaluation.figures import (
+    SPLIT_OVER,
     TestOutputs,
-    plot_confusion,
-    plot_confusion_zoom,
+    class_groups,
     plot_mistakes,
     plot_per_class,
+    plot_per_class_card,
+    score_floor,
 )
+from hwr.evaluation.model_card import CARD, CardFacts, card_facts, model_card
 from hwr.files import Folder
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TOP_PAIRS = 20
 MAX_MISTAKES = 512  # mistakes whose images the test pass keeps
@@ -105,6 +120,39 @@ def _csv(rows: list[dict[str, Any]] | list[list[Any]], header: list[str] | None 
     return buffer.getvalue()
 
 
+def _figures(
+    matrix: torch.Tensor,
+    names: list[str],
+    table: list[dict[str, Any]],
+    pairs: list[dict[str, Any]],
+    outputs: TestOutputs,
+    history: EpochHistory | None,
+    tensorboard: bool,
+) -> list[tuple[str, Figure | None, str]]:
+    """(name, figure, where) of the report's figures; where: "both" (a file and a TensorBoard
+    image), "file" (full size, `report/` only) or "tensorboard" (the card-size mistakes)."""
+    c = len(names)
+    split = c > SPLIT_OVER
+    full = "file" if split else "both"
+    figures: list[tuple[str, Figure | None, str]] = [
+        ("confusion_matrix", plot_confusion(matrix, names), full),
+        ("per_class", plot_per_class(table), full),
+        ("misclassified", plot_mistakes(outputs, names), "file"),
+    ]
+    if tensorboard:
+        figures.append(("misclassified", plot_mistakes(outputs, names, card=True), "tensorboard"))
+    if split:
+        figures.append(("confusion_zoom", plot_confusion_zoom(matrix, names, pairs), "both"))
+        bottom = score_floor(table)
+        for label, index in class_groups(names):
+            slug = re.sub(r"\W+", "_", label)
+            figures.append((f"confusion_{slug}", plot_confusion_group(matrix, names, label, index), "both"))
+            figures.append((f"per_class_{slug}", plot_per_class_card(table, label, index, bottom), "both"))
+    if history is not None:
+        figures.append(("learning_curves", plot_learning_curves(history), "both"))
+    return figures
+
+
 def write_report(
     outputs: TestOutputs,
     names: list[str],
@@ -112,11 +160,15 @@ def write_report(
     loggers: Sequence[Logger] = (),
     step: int = 0,
     spans: Sequence[tuple[str, int, int]] = (),
+    history: EpochHistory | None = None,
+    card: CardFacts | None = None,
 ) -> Report:
-    """Write the report files into `out` (a run's `report/` folder), log the figures to
-    TensorBoard at `step` (the run's last global step); return the summary metrics for
+    """Write the report files into `out` (a run's `report/` folder), log the card-size figures
+    to TensorBoard at `step` (the run's last global step); return the summary metrics for
     metrics.json and the confused pairs. CSV files keep bare class labels; the figures name
-    look-alikes. `spans` (name, start, stop): the test set's sources, each scored in `sources.csv`."""
+    look-alikes. `spans` (name, start, stop): the test set's sources, each scored in
+    `sources.csv`. `history`: the training epochs, drawn as learning_curves.png. `card`: what
+    MODEL_CARD.md says of the model; the report adds its metrics and confusions."""
     from PIL import Image
 
     c = len(names)
@@ -132,19 +184,16 @@ def write_report(
     pairs = confused_pairs(matrix, names)
     out.write_text("confusions.csv", _csv(pairs, ["true", "predicted", "count", "share"]), "a report table")
 
-    figures = {
-        "confusion_matrix": plot_confusion(matrix, names),
-        "confusion_zoom": plot_confusion_zoom(matrix, names, pairs) if c > 20 else None,
-        "per_class": plot_per_class(table),
-        "misclassified": plot_mistakes(outputs, names),
-    }
     tensorboards = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
-    for name, fig in figures.items():
+    for name, fig, where in _figures(matrix, names, table, pairs, outputs, history, bool(tensorboards)):
         if fig is None:
             continue
         png = io.BytesIO()
         fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
-        out.write_bytes(f"{name}.png", png.getvalue(), "a report figure")
+        if where != "tensorboard":
+            out.write_bytes(f"{name}.png", png.getvalue(), "a report figure")
+        if where == "file":
+            continue
         # TensorBoard gets the saved PNG itself: the same pixels, margins trimmed, full size
         # (add_figure would redraw it untrimmed at the figure's own dpi)
         image = np.asarray(Image.open(png).convert("RGB"))
@@ -174,11 +223,16 @@ def write_report(
         ]
         columns = ["source", "images", "acc", "acc_casefold"]
         out.write_text("sources.csv", _csv(per_source, columns), "a report table")
+    if card is not None:
+        card.metrics = {**card.metrics, **summary}
+        card.pairs = pairs
+        out.write_text(CARD, model_card(card), "the model card")
     return Report(summary, pairs, list(names))
 
 
 class TestReport(Callback):
-    """Keep the test pass's predictions and write the report when testing ends.
+    """Keep the training epochs' metrics and the test pass's predictions; write the report when
+    testing ends.
 
     The Tester's `test_step` returns its log-probabilities (`TrainedModel.log_probs`: with
     test-time shifts and ensembles folded in), so softmax gives the probabilities. `report`
@@ -192,7 +246,18 @@ class TestReport(Callback):
         self.out = out
         self.outputs: TestOutputs | None = None
         self.report: Report | None = None
+        self.history = EpochHistory()
         self._parts: dict[str, list[torch.Tensor]] = {}
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.history.fill_train(trainer.callback_metrics)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # before the module's own hook: this epoch's validation is logged, its training not yet
+        self.history.end_epoch(trainer.current_epoch, trainer.callback_metrics)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.history.fill_train(trainer.callback_metrics)
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._parts = {k: [] for k in ("probs", "targets", "images", "index")}
@@ -234,5 +299,12 @@ class TestReport(Callback):
             spans_of = getattr(trainer.datamodule, "source_spans", None)
             spans = spans_of("test") if spans_of is not None else []
             self.report = write_report(
-                self.outputs, pl_module.class_names, self.out, trainer.loggers, step, spans
+                self.outputs,
+                pl_module.class_names,
+                self.out,
+                trainer.loggers,
+                step,
+                spans,
+                self.history if self.history.rows else None,
+                card_facts(trainer, pl_module, self.history, self.out.path.parent),
             )

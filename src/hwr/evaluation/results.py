@@ -89,15 +89,20 @@ def markdown(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(rows: list[dict[str, Any]], columns: Sequence[str], stem: Path, extra_md: str = "") -> str:
-    """Write `<stem>.md` and `<stem>.csv`; return the markdown."""
-    table = markdown(rows, columns) + extra_md
-    write_text(stem.with_suffix(".md"), table, "a results table")
+def csv_text(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """The table as CSV, raw values (as metrics.json has them)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns))
     writer.writeheader()
     writer.writerows({c: row[c] for c in columns} for row in rows)
-    write_text(stem.with_suffix(".csv"), buffer.getvalue(), "a results table")
+    return buffer.getvalue()
+
+
+def write_table(rows: list[dict[str, Any]], columns: Sequence[str], stem: Path, extra_md: str = "") -> str:
+    """Write `<stem>.md` and `<stem>.csv`; return the markdown."""
+    table = markdown(rows, columns) + extra_md
+    write_text(stem.with_suffix(".md"), table, "a results table")
+    write_text(stem.with_suffix(".csv"), csv_text(rows, columns), "a results table")
     return table
 
 

@@ -1,10 +1,12 @@
 """Ship a checkpoint as one file: ONNX or TorchScript, plus a JSON of classes and preprocessing.
 
 `export_model` writes `model.onnx` (or `model.pt`) and a sidecar `model.onnx.json` (or
-`model.pt.json`) next to it. The exported graph takes float32 [N, 1, H, W] = pixel/255 with
-white ink on black (`Preprocessing.pixels(image) / 255`), applies the training normalisation,
-the ensemble and the test-time shifts inside, and returns class probabilities [N, C]. Before
-the files get their final names, the export is checked against `TrainedModel.probabilities`.
+`model.pt.json`) next to it, and `MODEL_CARD.md`: the run's card (`<run>/report/MODEL_CARD.md`,
+hwr.evaluation.model_card) with a section on the exported file. The exported graph takes
+float32 [N, 1, H, W] = pixel/255 with white ink on black (`Preprocessing.pixels(image) / 255`),
+applies the training normalisation, the ensemble and the test-time shifts inside, and returns
+class probabilities [N, C]. Before the files get their final names, the export is checked
+against `TrainedModel.probabilities`.
 
 `hwr.inference.exported.ExportedModel` (also importable from here) loads such a file and predicts PIL
 images. This module imports neither Lightning nor the Classifier at import time: those
@@ -26,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import hwr
 from hwr.errors import HwrError
+from hwr.files import write_text
 from hwr.inference.exported import FORMATS, INPUT_NAME, OUTPUT_NAME, ExportedModel, sidecar_path
 from hwr.preprocess import Preprocessing
 
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
 # exported and PyTorch probabilities must agree within this on every entry
 TOLERANCE = 1e-4
+CARD = "MODEL_CARD.md"  # the name hwr.evaluation.model_card gives it (that floor is above this one)
 
 
 def _wrapper(trained: TrainedModel) -> nn.Module:
@@ -165,7 +169,33 @@ def export_model(
     finally:
         for tmp in (tmp_model, tmp_sidecar):
             tmp.unlink(missing_ok=True)
+    write_text(path.with_name(CARD), export_card(trained, meta), "the model card")  # beside the model
     return {**meta, "path": str(path), "sidecar": str(sidecar)}
+
+
+def export_card(trained: TrainedModel, meta: dict[str, Any]) -> str:
+    """MODEL_CARD.md beside an export: the run's own card (what its test report wrote) when
+    there is one, else what the checkpoint says; then how to use the exported file."""
+    run_card = Path(trained.sources[0]).resolve().parent.parent / "report" / CARD
+    if len(trained.sources) == 1 and run_card.is_file():
+        text = run_card.read_text().rstrip() + "\n"
+    else:
+        info, sources = trained.info(), ", ".join(f"`{s}`" for s in trained.sources)
+        text = (
+            f"# Model card: {info['model']} on {info['dataset']}\n\n"
+            f"No run card was found beside {sources} (an ensemble, or a checkpoint outside its run "
+            f"folder): see those runs' `report/{CARD}`.\n\n"
+            f"- Classes ({info['num_classes']}): {' '.join(info['classes'])}\n"
+            f"- Test accuracy its run recorded: {info['test_acc'] or 'unknown'}\n"
+        )
+    size = meta["preprocessing"]["image_size"]
+    return text + (
+        f"\n## Exported as\n\n- `{meta['file']}` ({meta['format']}): float32 [N, 1, {size}, {size}] = "
+        f"pixel/255, white ink on black, to class probabilities [N, {len(meta['classes'])}]; classes and "
+        f"preprocessing in `{meta['file']}.json`.\n- Checked against PyTorch: largest difference "
+        f"{meta['parity']['max_abs_diff']:.1e} on {meta['parity']['inputs']} inputs.\n"
+        "- Load it with `hwr.inference.exported.ExportedModel`, or any ONNX / TorchScript runtime.\n"
+    )
 
 
 def _output_paths(

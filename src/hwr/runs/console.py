@@ -193,6 +193,9 @@ def print_export(result: Mapping[str, Any], tolerance: float) -> None:
     """What `hwr export` wrote, how close it is to PyTorch, and how to use it."""
     engine = "onnxruntime" if result["format"] == "onnx" else "TorchScript"
     print(f"wrote {result['path']} ({result['size_bytes'] / 1e6:.2f} MB) and {result['sidecar']}")
+    card = Path(result["path"]).with_name("MODEL_CARD.md")
+    if card.is_file():
+        print(f"model card: {card}")
     parity = result["parity"]
     print(
         f"parity: max |{engine} - PyTorch| = {parity['max_abs_diff']:.1e} on {parity['inputs']} inputs "

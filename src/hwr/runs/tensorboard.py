@@ -1,16 +1,24 @@
-"""TensorBoard's HPARAMS tab: one session per run, with the few metrics that decide between runs.
+"""TensorBoard as a person opens it: one entry per run, the curves that matter, and an HPARAMS
+table that leads with the objective and the settings people compare.
 
-TensorBoard lists as a session's metrics every scalar tag in the session's folder and below
-it, sorted by name, and ticks the first five: with the training curves in the same folder,
-`epoch` and `lr-AdamW` lead and the objective is hidden among 14. So the session lives in a
-folder of its own, named by data and model (`<logger dir>/mnist_MLP`), which holds only the
-run's objective and HPARAMS_METRICS, written when it ends (`session_metrics`). The trial's
-name in the table (`trial_name`) leads with what tells runs apart: the table cuts it to ~16
-characters.
+Everything of a run lives in its own event folder (`<run>/tensorboard`), so the run list shows
+each run once. The HPARAMS session goes there too: its start (the hyperparameters) when the
+run starts, and at its end an experiment summary, the session's end and the one metric no
+curve holds (`test/f1_macro`). TensorBoard reads an HPARAMS metric as the last value of a
+scalar series, so the table's columns point at curves the run already has (`val/acc_best`,
+`test/acc`, `train/loss`, `train/time_s` from hwr.training.callbacks.TrainingClock); no
+single-point chart is written for them.
 
-No experiment record is written: TensorBoard would take one run's record for every run under
---logdir and hide the hyperparameters that only other runs have (an MLP's `hidden` beside a
-CNN's `channels`); without one it shows the union.
+The experiment summary decides the table's columns, which TensorBoard otherwise takes from
+every setting and every scalar, sorted by name (`data/augment/*` first, `epoch` and
+`lr-AdamW` ahead of the objective). Its table gives every column 160 px and ticks the first
+five settings: at 1440 px the objective is visible only after at most four of them. So the
+summary holds four settings every run has, as short columns (CURATED: the network and data,
+lr, epochs, augmentation on or off), then the objective and the registry's HPARAMS metrics.
+All settings stay in the session (and hparams.yaml); TensorBoard shows one run's summary for
+the whole log folder, which is why the columns are the same for every run.
+
+Lightning's `epoch` scalar is dropped (the x axis is the step already; it led Time Series).
 """
 
 from __future__ import annotations
@@ -27,30 +35,54 @@ from omegaconf import DictConfig, OmegaConf
 
 from hwr.evaluation.metrics import hparams_metrics
 
-# after the run's objective (val/acc_best for train, test/acc for eval), the registry's
-# hparams metrics (test/acc_casefold only for class sets with both cases; then train_time_s
-# is the one left out)
-HPARAMS_METRICS = tuple(hparams_metrics())
-MAX_METRICS = 5  # what the HPARAMS tab shows without unticking anything
+# the scalar series that holds an HPARAMS metric, where it is not the metric's own name
+SERIES = {"train_time_s": "train/time_s"}
+# HPARAMS metrics that no curve holds (the report's, in metrics.json only): written at the end
+FROM_RECORD = ("test/f1_macro",)
+# after the run's objective (val/acc_best for train, test/acc for eval); a loss tells runs apart
+# least, so it goes last (TensorBoard ticks the first five)
+HPARAMS_METRICS = tuple(sorted(hparams_metrics(), key=lambda name: name.endswith("loss")))
+# the HPARAMS table's settings, in this order: (column, key in flat_hparams); four at most
+CURATED = (
+    ("model", None),  # the network's class and the dataset: "CNN · english"
+    ("lr", "model/optimizer/lr"),
+    ("epochs", "trainer/max_epochs"),
+    ("augment", None),  # on or off: any data/augment/* setting not zero
+)
 
 
-def _tensorboards(loggers: list[Logger]) -> list[TensorBoardLogger]:
+def _tensorboards(loggers: Sequence[Logger]) -> list[TensorBoardLogger]:
     return [lg for lg in loggers if isinstance(lg, TensorBoardLogger)] if rank_zero_only.rank == 0 else []
 
 
-def session_dir(logger: TensorBoardLogger, data: str, model: str) -> Path:
-    """The folder of a run's HPARAMS session: beside nothing but its own metrics."""
-    return Path(logger.log_dir) / f"{data}_{model}"
+def trial_name(run_dir: Path) -> str:
+    """The trial's short name in the HPARAMS table: `<time> <task>` for a timestamped run folder
+    (`outputs/<task>/runs/<date>_<time>`), `<time>#<job> <task>` for a job of a multirun, else
+    the folder's name. The table shows ~14 characters, so what tells runs apart comes first.
+    Trials of the same name share a row in TensorBoard."""
+    parts = run_dir.parts
+    stamp = re.compile(r"\d{4}-\d\d-\d\d_(\d\d)-(\d\d)-(\d\d)")
+    for i in range(len(parts) - 1, 1, -1):
+        match = stamp.fullmatch(parts[i])
+        if match and parts[i - 1] in ("runs", "multiruns"):
+            job = "#" + "/".join(parts[i + 1 :]) if i + 1 < len(parts) else ""
+            return f"{':'.join(match.groups())}{job} {parts[i - 2]}"
+    return run_dir.name
 
 
-def trial_name(run_dir: Path, data: str, model: str) -> str:
-    """The trial's name in the HPARAMS table: what tells runs apart first (the time of a
-    timestamped run folder, else the folder's name: a job number, trial_007), then data and
-    model, then the folder itself. The table shows about 16 characters of it, and the folder
-    keeps it unique (TensorBoard merges trials of the same name into one row)."""
-    stamp = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)_(\d\d)-(\d\d)-(\d\d)(.*)", run_dir.name)
-    lead = f"{stamp[4]}:{stamp[5]}:{stamp[6]} {stamp[2]}-{stamp[3]}{stamp[7]}" if stamp else run_dir.name
-    return f"{lead} · {data}_{model} · {run_dir}"
+def curated(params: Mapping[str, Any], data: str, model: str) -> dict[str, Any]:
+    """The HPARAMS table's settings of a run (CURATED), keyed `<n> <column>` so that
+    TensorBoard's order by name keeps CURATED's; a value the run lacks is left out."""
+    augment = any(
+        v not in (0, None, False, "None") for k, v in params.items() if k.startswith("data/augment/")
+    )
+    derived = {"model": f"{model} · {data}", "augment": "on" if augment else "off"}
+    out = {}
+    for i, (column, key) in enumerate(CURATED, 1):
+        value = derived.get(column) if key is None else params.get(key)
+        if value is not None:
+            out[f"{i} {column}"] = value
+    return out
 
 
 def _write(folder: Path, *summaries: Any) -> None:
@@ -64,64 +96,107 @@ def _write(folder: Path, *summaries: Any) -> None:
     writer.close()
 
 
-def session_metrics(record: Mapping[str, Any], objective: str | None) -> dict[str, float]:
-    """The HPARAMS metrics of a run record, numbers only: the objective as
-    `objective (val/acc_best)` (the tab sorts columns by name: this one comes first), then
-    HPARAMS_METRICS."""
-    keys = dict.fromkeys([k for k in (objective, *HPARAMS_METRICS) if k])
-    numbers = {k: float(record[k]) for k in keys if isinstance(record.get(k), int | float)}
-    named = {(f"objective ({k})" if k == objective else k): v for k, v in numbers.items()}
-    return dict(list(named.items())[:MAX_METRICS])
-
-
-def log_hparams(loggers: list[Logger], params: Mapping[str, Any], data: str, model: str) -> None:
-    """Start the run's HPARAMS session (`data`, `model`: its name) with its hyperparameters;
-    DDP ranks 1..N-1 log nothing. The same values go to the logger's hparams.yaml, which
-    stays empty otherwise."""
+def _plugin_summary(tag: str, **content: Any) -> Any:
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import metadata
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-    from torch.utils.tensorboard.summary import hparams
+
+    data = HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **content)
+    plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString())
+    return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
+
+
+def _drop_epoch(logger: TensorBoardLogger) -> None:
+    """Stop `logger` writing Lightning's `epoch` scalar: housekeeping that led Time Series."""
+    if getattr(logger, "_hwr_no_epoch", False):
+        return
+    log_metrics = logger.log_metrics
+
+    def without_epoch(metrics: Mapping[str, float], step: int | None = None) -> None:
+        log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+
+    logger.log_metrics = without_epoch  # type: ignore[method-assign]
+    logger._hwr_no_epoch = True  # type: ignore[attr-defined]
+
+
+def log_hparams(loggers: Sequence[Logger], params: Mapping[str, Any], data: str, model: str) -> None:
+    """Start the run's HPARAMS session in its own event folder: CURATED first, then `params`
+    (`data`, `model`: the dataset's and network's names). The same `params` go to the logger's
+    hparams.yaml; DDP ranks 1..N-1 log nothing."""
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.plugins.hparams.plugin_data_pb2 import SessionStartInfo
 
     for logger in _tensorboards(loggers):
+        _drop_epoch(logger)
         logger.log_hyperparams(dict(params))  # hparams.yaml only: default_hp_metric is off
-        _experiment, session_start, _end = hparams(dict(params), {})
-        plugin = session_start.value[0].metadata.plugin_data
-        content = HParamsPluginData.FromString(plugin.content)
-        content.session_start_info.group_name = trial_name(Path(logger.save_dir), data, model)
-        plugin.content = content.SerializeToString()
-        _write(session_dir(logger, data, model), (session_start, None))
+        info = SessionStartInfo(group_name=trial_name(Path(logger.save_dir)), start_time_secs=time.time())
+        for name, value in {**curated(params, data, model), **params}.items():
+            if isinstance(value, bool):
+                info.hparams[name].bool_value = value
+            elif isinstance(value, int | float):
+                info.hparams[name].number_value = float(value)
+            else:
+                info.hparams[name].string_value = str(value)
+        _write(
+            Path(logger.log_dir),
+            (_plugin_summary(metadata.SESSION_START_INFO_TAG, session_start_info=info), None),
+        )
+
+
+def session_metrics(objective: str | None) -> dict[str, str]:
+    """The HPARAMS table's metric columns, in order: {scalar series: column title}. The
+    run's objective leads as `objective (<name>)`; every run has the same columns (a value it
+    lacks stays empty: MNIST has no case-folded accuracy)."""
+    names = dict.fromkeys([k for k in (objective, *HPARAMS_METRICS) if k])
+    return {SERIES.get(k, k): (f"objective ({k})" if k == objective else k) for k in names}
+
+
+def _experiment(metrics: Mapping[str, str]) -> Any:
+    """The experiment summary: the CURATED setting columns, whatever this run has of them (an
+    eval run has no learning rate: TensorBoard may take its summary for every run's), then the
+    metric columns."""
+    from tensorboard.plugins.hparams import api_pb2, metadata
+
+    experiment = api_pb2.Experiment(time_created_secs=time.time())
+    for i, (column, key) in enumerate(CURATED, 1):
+        # numbers as numbers (sorted, filtered by range); no discrete domain for the words:
+        # TensorBoard would hide the runs whose value it does not list
+        kind = api_pb2.DATA_TYPE_FLOAT64 if key is not None else api_pb2.DATA_TYPE_STRING
+        experiment.hparam_infos.add(name=f"{i} {column}", display_name=column, type=kind)
+    for tag, title in metrics.items():
+        experiment.metric_infos.add(name=api_pb2.MetricName(tag=tag), display_name=title)
+    return _plugin_summary(metadata.EXPERIMENT_TAG, experiment=experiment)
 
 
 def _session_end(status: str) -> Any:
     """A session-end summary: success for a completed run, unknown for an interrupted or
-    untrained one (torch's `hparams` only writes success). A job that failed writes none, so
-    its trial stays "running"."""
-    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    untrained one. A job that failed writes none, so its trial stays "running"."""
     from tensorboard.plugins.hparams import api_pb2, metadata
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
+    from tensorboard.plugins.hparams.plugin_data_pb2 import SessionEndInfo
 
     code = api_pb2.STATUS_SUCCESS if status == "completed" else api_pb2.STATUS_UNKNOWN
     info = SessionEndInfo(status=code, end_time_secs=time.time())
-    content = HParamsPluginData(session_end_info=info, version=metadata.PLUGIN_DATA_VERSION)
-    plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=content.SerializeToString())
-    return Summary(
-        value=[Summary.Value(tag=metadata.SESSION_END_INFO_TAG, metadata=SummaryMetadata(plugin_data=plugin))]
-    )
+    return _plugin_summary(metadata.SESSION_END_INFO_TAG, session_end_info=info)
 
 
 def end_hparams_session(
-    loggers: list[Logger], record: Mapping[str, Any], objective: str | None, step: int
+    loggers: Sequence[Logger], record: Mapping[str, Any], objective: str | None, step: int
 ) -> None:
-    """Write the run's HPARAMS metrics at `step` and end its session (named by the record's data
-    and model) with the record's status."""
+    """End the run's HPARAMS session with the record's status, in the run's event folder: the
+    experiment summary (columns), the metrics no curve holds (FROM_RECORD) at `step`, the end."""
     from torch.utils.tensorboard.summary import scalar
 
-    metrics = session_metrics(record, objective)
+    experiment = _experiment(session_metrics(objective))
+    once = [
+        (scalar(k, float(record[k])), step) for k in FROM_RECORD if isinstance(record.get(k), int | float)
+    ]
     for logger in _tensorboards(loggers):
-        _write(
-            session_dir(logger, record["data"], record["model"]),
-            *((scalar(name, value), step) for name, value in metrics.items()),
+        summaries = [
+            (experiment, None),
+            *once,
             (_session_end(str(record.get("status"))), step),
-        )
+        ]
+        _write(Path(logger.log_dir), *summaries)
 
 
 def _short(value: Any) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from hwr.errors import Diverged
 
@@ -27,7 +28,9 @@ class TrainingClock(L.Callback):
 
     Start-up, data loading and the sanity check come before the clock starts. The device is
     synchronised only where the clock starts, pauses and stops (a few times per epoch),
-    never per step. train.py writes `seconds` to metrics.json as `train_time_s`.
+    never per step. train.py writes `seconds` to metrics.json as `train_time_s`; TensorBoard
+    gets it as the curve `train/time_s` (training seconds so far, at each validation and at
+    the end), the series the HPARAMS table reads `train_time_s` from.
     """
 
     def __init__(self) -> None:
@@ -69,10 +72,22 @@ class TrainingClock(L.Callback):
         # Paused until the next training batch: validation, checkpoints, early stopping.
         if self.started is not None and self.stopped is None and not trainer.sanity_checking:
             self.paused_at = synced_time(pl_module.device)
+            self._log(trainer, self.elapsed(self.paused_at))
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.started is not None:
             self.stopped = self._resume(pl_module.device)
+            self._log(trainer, self.seconds)
+
+    @staticmethod
+    def _log(trainer: L.Trainer, seconds: float | None) -> None:
+        # Straight to TensorBoard, not through LightningModule.log: the number is a fact of the
+        # run (metrics.json's train_time_s), not a metric for the progress bar or checkpoints.
+        if seconds is None or not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_scalar("train/time_s", seconds, trainer.global_step)
 
 
 class DivergenceGuard(L.Callback):
