@@ -179,6 +179,12 @@ def print_sweep(title: str, rows: Sequence[Mapping[str, Any]], objective: str, w
         )
     rich.print(table)
     for group in seed_groups(list(rows), metrics):
-        spread = ", ".join(f"{m} {group[m]}" for m in metrics if m in group)
+        # seed_groups gives "mean ± std" as fractions (summary.md keeps raw values): shown as percentages here
+        spread = ", ".join(f"{m} {_mean_std(m, group[m])}" for m in metrics if m in group)
         print(f"over {group['seeds']} seeds of {group['overrides']}: {spread}")
     print(f"written: {written}")
+
+
+def _mean_std(metric: str, text: str) -> str:
+    mean, std = (float(part) for part in text.split(" ± "))
+    return f"{show(metric, mean)} ± {show(metric, std)}"
