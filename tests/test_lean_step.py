@@ -111,6 +111,9 @@ class FakeModule:
 
 class FakeTrainer:
     sanity_checking = False
+    is_global_zero = True
+    global_step = 0
+    loggers: list = []  # noqa: RUF012 - read only
 
 
 def test_training_clock_leaves_out_validation_and_compilation(monkeypatch):

@@ -19,7 +19,7 @@ def test_mlp_shapes(batchnorm):
 
 @pytest.mark.parametrize("size,channels", [(28, (8, 16, 32)), (28, (8, 16, 32, 64)), (32, (8, 16))])
 def test_cnn_shapes(size, channels):
-    net = CNN((1, size, size), 62, channels=channels, head=[32])
+    net = CNN((1, size, size), 62, channels=channels, convs_per_block=2, head=[32])
     assert net(torch.randn(3, 1, size, size)).shape == (3, 62)
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 2 * len(channels)
 

@@ -175,7 +175,7 @@ def test_hparams_tab_shows_the_metrics_that_matter(trained_run):
     assert hp["trainer/max_epochs"].number_value == 4
     end = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_end_info"])
     assert end.session_end_info.status == api_pb2.STATUS_SUCCESS
-    # the same settings in Lightning's hparams.yaml, which stayed "{}" before
+    # the same settings in Lightning's hparams.yaml (hwr fills it; Lightning alone leaves it "{}")
     assert "model/optimizer/lr: 0.003" in (out / "tensorboard" / "hparams.yaml").read_text()
 
 
