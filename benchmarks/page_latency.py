@@ -28,7 +28,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-# as the tests start it: without the background-networking switches page loads stall offline
+# Without the background-networking switches Chromium's own connections are refused on a closed
+# network and page loads stall; the rest keep it headless and quiet (the tests start it so too).
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

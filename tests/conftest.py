@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import CHROMIUM, CHROMIUM_ARGS, make_config, write_emnist, write_english, write_mnist
+from helpers import make_config, write_emnist, write_english, write_mnist
+
+from benchmarks.page_latency import CHROMIUM, CHROMIUM_ARGS  # the benchmark starts Chromium so too
 
 
 @pytest.fixture(scope="session")

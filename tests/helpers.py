@@ -10,8 +10,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -195,21 +197,6 @@ def make_config(name: str, overrides: list[str], data_dir: Path, out: Path) -> D
     )
 
 
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking switches Chromium's own connections are refused on a closed
-# network and page loads stall; the rest keep a CI run headless and quiet.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
 def screenshot(page, name: str, folder: Path, **options) -> Path:
     """Save a screenshot of `page` as `folder/name` and, when HWR_SCREENSHOTS names a folder
     (docs/img when the docs' pictures are refreshed), a copy there; return the first path."""
@@ -249,3 +236,23 @@ def table_numbers(markdown: str, first_cell: str) -> list[float]:
         if line.startswith("|") and cells and cells[0] == first_cell:
             return [float(m.replace(",", "")) for c in cells[1:] for m in re.findall(r"-?[\d,]*\.?\d+", c)]
     raise AssertionError(f"no row {first_cell!r} in:\n{markdown}")
+
+
+def serve_in_thread(predictor: Any) -> tuple[Any, threading.Thread, str]:
+    """uvicorn serving `predictor` (a TrainedModel) on a free loopback port in a daemon thread:
+    (server, thread, url); stop it with `server.should_exit = True` and `thread.join()`."""
+    import uvicorn
+
+    from hwr.web.api import create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(predictor), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"

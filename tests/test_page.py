@@ -7,20 +7,18 @@ import base64
 import io
 import math
 import string
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import ROOT, free_port
+from helpers import ROOT, serve_in_thread
 from PIL import Image
 
 from benchmarks.page_latency import SHAPES, draw, install_probe, pen_up_to_bars
 from hwr.evaluation.casefold import confusable_groups
 from hwr.evaluation.names import lookalike_names
 from hwr.inference.model import TrainedModel
-from hwr.web.api import create_app
 
 pytestmark = pytest.mark.slow  # each test drives a browser against a live server
 
@@ -49,21 +47,11 @@ CURRENT = "document.getElementById('result').getAttribute('aria-busy') === 'fals
 @pytest.fixture(scope="module")
 def url(english_run):
     """The fixture's checkpoint served by uvicorn on loopback (one torch thread, as serve.py)."""
-    import uvicorn
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     model = TrainedModel.load(english_run[0] / "checkpoints" / "best.ckpt", "cpu")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(model), host="127.0.0.1", port=free_port(), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.config.port}", model
+    server, thread, address = serve_in_thread(model)
+    yield address, model
     server.should_exit = True
     thread.join(timeout=10)
     torch.set_num_threads(threads)

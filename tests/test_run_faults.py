@@ -65,7 +65,9 @@ FILE_LIMIT = 20_000  # bytes: more than metrics.json or the manifest, less than 
 @pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="needs resource.prlimit (Linux)")
 def test_a_full_disk_during_a_checkpoint_keeps_the_earlier_ones_and_the_run_resumes(data_dir, tmp_path):
     run = tmp_path / "run"
-    args = [*SMALL_CNN, "trainer.max_epochs=3", "data.batch_size=32", QUIET, f"hydra.run.dir={run}"]
+    # small batches: an epoch takes long enough that the limit is set well before the next
+    # checkpoint (with larger ones, a fast machine can finish training inside the poll)
+    args = [*SMALL_CNN, "trainer.max_epochs=3", "data.batch_size=8", QUIET, f"hydra.run.dir={run}"]
     # the limit makes a write past it fail with EFBIG ("File too large"), as a full disk fails a
     # write; ignoring SIGXFSZ keeps the kernel from killing the process for it instead
     proc = start_train(

@@ -12,7 +12,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from helpers import ROOT, free_port, make_config, needs_real_data, screenshot
+from helpers import ROOT, make_config, needs_real_data, screenshot, serve_in_thread
 from PIL import Image, ImageDraw
 
 from benchmarks.page_latency import draw as draw_scaled
@@ -268,23 +267,6 @@ def test_serve_config_needs_a_checkpoint(tmp_path):
 # --- a live server on loopback -------------------------------------------------------------
 
 
-def serve_in_thread(predictor: TrainedModel):
-    """uvicorn serving `predictor` on a free loopback port in a daemon thread: (server, url)."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(predictor), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def one_thread():
     """serve.py runs torch with one intra-op thread per request; so do the live-server tests."""
@@ -360,7 +342,13 @@ def draw(page, points, steps: int = 8) -> None:
 
 
 def wait_for_label(page, timeout: float = 15_000) -> str:
-    page.wait_for_function("document.getElementById('label').textContent.length > 0", timeout=timeout)
+    """The label once the answer on screen is for the pad as it is now: live predictions while
+    drawing may still be replacing the bars when the first label appears."""
+    page.wait_for_function(
+        "document.getElementById('label').textContent.length > 0"
+        " && document.getElementById('result').getAttribute('aria-busy') === 'false'",
+        timeout=timeout,
+    )
     return page.text_content("#label")
 
 
