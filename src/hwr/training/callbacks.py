@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from hwr.errors import Diverged
@@ -143,3 +144,22 @@ class DivergenceGuard(L.Callback):
             "the learning rate (e.g. model.optimizer.lr=0.001) and run again; checkpoints saved before it "
             "are kept"
         )
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, with `last.ckpt` written after every validation.
+
+    Lightning writes `save_last` only when a top-k checkpoint was saved in the same step, so an
+    epoch that did not beat the best left `last.ckpt` at the best epoch: a killed run resumed
+    from there and lost the epochs after it. Here the last checkpoint always follows training.
+    """
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if (
+            self.save_last
+            and not self._should_skip_saving_checkpoint(trainer)
+            and not self._should_save_on_train_epoch_end(trainer)
+            and self._last_global_step_saved != trainer.global_step
+        ):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
