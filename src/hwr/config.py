@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 CONFIG_MODULE = "hwr.configs"
 CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
@@ -33,23 +33,9 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
 
 
-def sqlite_url(path: str) -> str:
-    """Resolver `hwr_sqlite` for an Optuna storage: `sqlite:///<absolute path>`, its folder
-    created first (the study is opened before Hydra creates the sweep folder)."""
-    file = Path(path).absolute()
-    file.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{file}"
-
-
-def register_resolvers() -> None:
-    """The one resolver hwr's configs name (`hwr_sqlite`). Safe to call more than once."""
-    OmegaConf.register_new_resolver("hwr_sqlite", sqlite_url, use_cache=True, replace=True)
-
-
 def compose_config(name: str, overrides: list[str]) -> DictConfig:
     """`<name>.yaml` (train, eval, predict, ...) with `overrides`, composed as the command line
     would, without starting a run: pass `paths.output_dir=...` among the overrides."""
-    register_resolvers()
     if GlobalHydra.instance().is_initialized():  # inside a running command: its search path
         return compose(name, overrides=overrides)
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):

@@ -26,6 +26,7 @@ from hwr.runs.tensorboard import flat_hparams, log_hparams
 from hwr.runs.trainer import build_trainer, preload
 from hwr.training.callbacks import TrainingClock
 from hwr.training.classifier import Classifier
+from hwr.training.pruning import TrialPruning
 
 
 def build_model(model_cfg: DictConfig, dm: CharDataModule) -> Classifier:
@@ -103,6 +104,9 @@ def train(cfg: DictConfig, run: Run) -> dict[str, Any]:
     done = facts(trainer, model)
     if trainer.global_rank != 0:
         return metrics  # rank 0 tests and writes the run's files
+    pruned_at = next((c.pruned_at for c in trainer.callbacks if isinstance(c, TrialPruning)), None)
+    if pruned_at is not None:  # a study's trial stopped early: not worth a test
+        return run.finish(metrics, "pruned", **done, pruned_at=pruned_at)
 
     test_ckpt = None
     if cfg.get("test"):

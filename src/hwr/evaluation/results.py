@@ -113,7 +113,7 @@ def seed_groups(rows: list[dict[str, Any]], metrics: Sequence[str]) -> list[dict
     """
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        if row.get("status") == "failed":
+        if row.get("status") in ("failed", "pruned"):
             continue
         rest = " ".join(o for o in row["overrides"].split() if not o.startswith("seed="))
         groups.setdefault(rest, []).append(row)
@@ -146,12 +146,15 @@ def unfinished_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def summarize_sweep(sweep_dir: Path, objective: str = "val/acc_best") -> tuple[list[dict[str, Any]], str]:
+def summarize_sweep(
+    sweep_dir: Path, objective: str = "val/acc_best", extra_md: str = ""
+) -> tuple[list[dict[str, Any]], str]:
     """Write `summary.md` / `summary.csv` for the jobs of a multirun folder; return (rows, markdown).
 
     Rows are sorted by `objective` (best first); failed jobs are rows with their error, and
     jobs that ended without a metrics.json (killed) are listed as incomplete.
-    Seeds are grouped with mean ± std when the sweep varied `seed` alone.
+    Seeds are grouped with mean ± std when the sweep varied `seed` alone; `extra_md` (a
+    study's sections) goes at the end.
     """
     rows = read_rows(sorted(sweep_dir.glob("*/metrics.json")), SWEEP_COLUMNS)
     rows = sort_rows(rows + unfinished_jobs(sweep_dir), objective)
@@ -163,5 +166,5 @@ def summarize_sweep(sweep_dir: Path, objective: str = "val/acc_best") -> tuple[l
             for c in columns:
                 g.setdefault(c, "")
         extra = "\n## Over seeds (mean ± std)\n\n" + markdown(groups, columns)
-    table = write_table(rows, present(SWEEP_COLUMNS, rows), sweep_dir / "summary", extra)
+    table = write_table(rows, present(SWEEP_COLUMNS, rows), sweep_dir / "summary", extra + extra_md)
     return rows, table

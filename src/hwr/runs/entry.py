@@ -31,13 +31,13 @@ import hydra
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hwr.config import CONFIG_PATH, compose_config, register_resolvers
+from hwr.config import CONFIG_PATH, compose_config
 from hwr.errors import Diverged, FolderTaken, HwrError, one_line
 from hwr.runs import console, ddp
 from hwr.runs.folder import RunFolder
 from hwr.runs.record import Run
 from hwr.runs.resume import LAST, Plan, resolve
-from hwr.runs.sweep import in_multirun, objective_value
+from hwr.runs.sweep import in_multirun, objective_value, study_trial
 from hwr.validation import validate
 
 log = console.log
@@ -45,9 +45,8 @@ Task = Callable[..., Any]
 
 
 def prepare() -> None:
-    """The process-wide set-up of a command: the resolver hwr's configs use, Lightning's DDP
-    children routed through this run's folder, the console. Safe to call more than once."""
-    register_resolvers()
+    """The process-wide set-up of a command: Lightning's DDP children routed through this
+    run's folder, the console. Safe to call more than once."""
     ddp.install()
     console.setup()
 
@@ -186,7 +185,8 @@ def command(name: str, run_folder: bool = True) -> Callable[[Task], Any]:
 
         @functools.wraps(task)  # Hydra names the job after the task's module (train, eval, ...)
         def job(cfg: DictConfig) -> Any:
-            with console.user_errors():
+            objective = cfg.get("objective")
+            with console.user_errors(), study_trial() as trial:
                 try:
                     record = call(cfg)
                 except Exception as e:
@@ -195,8 +195,12 @@ def command(name: str, run_folder: bool = True) -> Callable[[Task], Any]:
                     log.error(
                         "job failed (%s): %s", " ".join(a for a in sys.argv[1:] if "=" in a), one_line(e)
                     )
+                    if trial is not None:
+                        trial.finish(None, objective, one_line(e))
                     return None  # the sweep goes on; its summary lists the failure
-            return objective_value(record, cfg.get("objective")) if cfg.get("objective") else record
+                if trial is not None:
+                    trial.finish(record, objective)
+            return objective_value(record, objective) if objective else record
 
         hydra_job = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=name)(job)
 

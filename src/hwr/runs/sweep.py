@@ -8,6 +8,8 @@ sweeper, so the other jobs go on and Optuna records a failed trial.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +26,33 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def objective_value(record: Any, objective: str | None) -> float | None:
-    """What a sweep job returns to its sweeper: its objective metric, or None when it has none
-    (Optuna then records a failed trial; a NaN would be told as a completed one)."""
+def objective_value(record: Any, objective: str | Sequence[str] | None) -> float | list[float] | None:
+    """What a sweep job returns to its sweeper: its objective metric (a list of them for two
+    objectives), or None when it has none (a failed job)."""
     if not objective or not isinstance(record, dict):
         return None
-    value = record.get(objective)
-    return None if value is None else float(value)
+    keys = [objective] if isinstance(objective, str) else list(objective)
+    values = [record.get(k) for k in keys]
+    if any(v is None for v in values):
+        return None
+    return float(values[0]) if isinstance(objective, str) else [float(v) for v in values]
+
+
+@contextmanager
+def study_trial() -> Iterator[Any]:
+    """The Optuna trial this job trains (hwr.studies.trial.TrialLink), told how the job ends;
+    None when the job is not a trial of hwr's study sweeper (Optuna is imported only then)."""
+    if not in_multirun() or HydraConfig.get().sweeper.get("trial") is None:
+        yield None
+        return
+    from hwr.studies.trial import TrialLink
+
+    link = TrialLink.from_hydra()
+    if link is None:
+        yield None
+        return
+    with link:
+        yield link
 
 
 class SweepSummary(Callback):
@@ -41,16 +63,20 @@ class SweepSummary(Callback):
         fail_on_error: exit with status 1 after the summary when any job failed.
     """
 
-    def __init__(self, objective: str = "val/acc_best", fail_on_error: bool = True):
-        self.objective, self.fail_on_error = objective, fail_on_error
+    def __init__(self, objective: str | Sequence[str] = "val/acc_best", fail_on_error: bool = True):
+        objectives = [objective] if isinstance(objective, str) else [str(o) for o in objective]
+        self.objectives, self.fail_on_error = objectives, fail_on_error
+        self.objective = objectives[0]  # what the rows are sorted by
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        rows, _ = summarize_sweep(sweep_dir, self.objective)
+        rows, _ = summarize_sweep(sweep_dir, self.objective, study_summary(config, self.objectives))
         failed = [r for r in rows if r["status"] in ("failed", "diverged")]
-        title = f"sweep summary ({len(rows)} jobs, {len(failed)} failed), best {self.objective} first"
+        pruned = sum(r["status"] == "pruned" for r in rows)
+        shown = f", {pruned} pruned" if pruned else ""
+        title = f"sweep summary ({len(rows)} jobs, {len(failed)} failed{shown}), best {self.objective} first"
         tables.print_sweep(
             title, rows, self.objective, f"{sweep_dir / 'summary.md'}, {sweep_dir / 'summary.csv'}"
         )
@@ -58,3 +84,15 @@ class SweepSummary(Callback):
             raise SystemExit(
                 f"error: {len(failed)} of {len(rows)} jobs failed; see {sweep_dir / 'summary.md'}"
             )
+
+
+def study_summary(config: DictConfig, objectives: list[str]) -> str:
+    """The study's sections of summary.md when the multirun was an Optuna study (hwr.studies)."""
+    sweeper = config.hydra.sweeper
+    if "trial" not in sweeper or not sweeper.get("storage"):
+        return ""
+    from hwr.studies.report import study_sections
+
+    return study_sections(
+        str(sweeper.storage), str(sweeper.study_name), objectives, Path(config.hydra.sweep.dir)
+    )

@@ -170,19 +170,60 @@ def print_sweep(title: str, rows: Sequence[Mapping[str, Any]], objective: str, w
     for metric in metrics:
         table.add_column(metric, justify="right")
     table.add_column("time", justify="right")
-    for row in rows:
+    common, varied = split_overrides([str(r.get("overrides") or "") for r in rows])
+    for row, overrides in zip(rows, varied, strict=True):
         cells = [show(m, row[m]) if isinstance(row.get(m), int | float) else "-" for m in metrics]
         wall = row.get("wall_time_s")
         time = duration(wall) if isinstance(wall, int | float) else "-"
-        table.add_row(
-            str(row.get("job")), row.get("overrides") or "(none)", str(row.get("status")), *cells, time
-        )
+        status = str(row.get("status"))
+        if status == "pruned" and row.get("epochs") is not None:
+            status = f"pruned at epoch {row['epochs']}"
+        table.add_row(str(row.get("job")), overrides or "(none)", status, *cells, time)
     rich.print(table)
+    if common:
+        print(f"every job: {common}")
     for group in seed_groups(list(rows), metrics):
         # seed_groups gives "mean ± std" as fractions (summary.md keeps raw values): shown as percentages here
         spread = ", ".join(f"{m} {_mean_std(m, group[m])}" for m in metrics if m in group)
         print(f"over {group['seeds']} seeds of {group['overrides']}: {spread}")
     print(f"written: {written}")
+
+
+def split_overrides(lines: Sequence[str]) -> tuple[str, list[str]]:
+    """(the overrides every job shares, each job's own) for a terminal table: long numbers
+    shortened to 4 digits and dotted keys to their shortest unambiguous ending, so a study's
+    rows read `lr=0.002345 dropout=0.1245` (summary.md keeps them whole)."""
+    jobs = [line.split() for line in lines]
+    shared = set.intersection(*(set(j) for j in jobs)) if len(jobs) > 1 else set()
+    common = " ".join(o for o in (jobs[0] if jobs else []) if o in shared)
+    names = _short_keys({o.partition("=")[0] for job in jobs for o in job if o not in shared and "=" in o})
+    return common, [" ".join(_short(o, names) for o in job if o not in shared) for job in jobs]
+
+
+def _short_keys(keys: set[str]) -> dict[str, str]:
+    """Each dotted key's shortest ending no other key shares: model.net.dropout -> dropout."""
+    out = {}
+    for key in keys:
+        parts = key.lstrip("+~").split(".")
+        for n in range(1, len(parts) + 1):
+            end = ".".join(parts[-n:])
+            if not any(k != key and (k == end or k.endswith("." + end)) for k in keys):
+                break
+        out[key] = end
+    return out
+
+
+def _short(override: str, names: dict[str, str]) -> str:
+    key, sep, value = override.partition("=")
+    if not sep:
+        return override
+    try:
+        number = float(value)
+        if len(value) > 7 and not value.isdigit():
+            value = f"{number:.4g}"
+    except ValueError:
+        pass
+    return f"{names.get(key, key)}={value}"
 
 
 def _mean_std(metric: str, text: str) -> str:

@@ -1,5 +1,6 @@
-"""The sweeper class Hydra's plugin scan finds. It imports only Hydra: every hwr command scans
-the plugins, and optuna (the `sweeps` extra) is loaded only when a study runs."""
+"""The sweeper class Hydra's plugin scan finds (Hydra looks for sweepers only in the
+`hydra_plugins` namespace package). It imports only Hydra: every hwr command scans the
+plugins, and Optuna (the `sweeps` extra) is loaded only when a study runs."""
 
 from __future__ import annotations
 
@@ -11,16 +12,17 @@ from omegaconf import DictConfig
 
 
 class HwrOptunaSweeper(Sweeper):
-    """hydra-optuna-sweeper's OptunaSweeper (the same options), safe for parallel workers:
-    see `hydra_plugins.hwr_optuna_sweeper._impl.HwrOptunaSweeperImpl`."""
+    """An Optuna study as a multirun: see `hwr.studies.sweeper.StudySweeper`. The options
+    (`hydra.sweeper`, hwr/configs/hydra/sweeper/optuna.yaml) are read from the config in
+    `setup`, uninstantiated (`_recursive_: false`)."""
 
     def __init__(self, **options: Any) -> None:
-        from ._impl import HwrOptunaSweeperImpl
-
-        self.sweeper = HwrOptunaSweeperImpl(**options)
+        self.sweeper: Any = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        from hwr.studies.sweeper import StudySweeper
+
+        self.sweeper = StudySweeper(config.hydra.sweeper, hydra_context, task_function, config)
 
     def sweep(self, arguments: list[str]) -> None:
         return self.sweeper.sweep(arguments)
