@@ -78,6 +78,7 @@ def test_every_shipped_key_has_a_rule_and_its_value_passes(name, overrides):
         ("data.batch_size=1.5", "data.batch_size=1.5 must be a whole number from 1 to"),
         ("model.net.channels=[]", "model.net.channels=[] must be a list like [32,64,128]"),
         ("tags=oops", "tags=oops must be a list like [a,b]"),
+        ("objective=[a,b,c]", "objective=['a', 'b', 'c'] must be a metric name or a list of two"),
         (
             "+trainer.max_epoch=1",
             "trainer.max_epoch is not an argument of lightning.Trainer; did you mean trainer.max_epochs?",

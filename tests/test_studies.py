@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run_script
+from helpers import ROOT, free_port, run_script, screenshot
 from test_sweeps import read_csv
 
 optuna = pytest.importorskip("optuna", reason="the sweeps extra (hwr[sweeps]) is not installed")
@@ -272,3 +274,72 @@ def test_a_study_whose_trials_fail_ends_with_its_summary(data_dir, tmp_path):
     assert "error: 1 of 1 jobs failed" in run.stderr
     [trial] = load(tmp_path / "out/debug/optuna/mnist_cnn").trials
     assert trial.state == TrialState.FAIL and "at least 64 px" in trial.user_attrs[ERROR]
+
+
+def synthetic_study(journal: Path) -> None:
+    """A finished 12-trial study shaped like hwr's (epochs as steps, some trials pruned)."""
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    study = optuna.create_study(
+        storage=open_storage(str(journal)), study_name="english_cnn", direction="maximize", sampler=sampler
+    )
+    space_ = {
+        "model.optimizer.lr": FloatDistribution(5e-4, 1e-2, log=True),
+        "model.net.dropout": FloatDistribution(0, 0.4),
+        "data.augment.rotate": FloatDistribution(0, 20),
+    }
+    for _ in range(12):
+        trial = study.ask(space_)
+        ceiling = (
+            0.9 - abs(trial.params["model.optimizer.lr"] - 0.003) * 20 - trial.params["model.net.dropout"] / 5
+        )
+        for epoch in range(1, 11):
+            trial.report(ceiling * (1 - 0.6**epoch), epoch)
+            if epoch == 3 and trial.number >= 5 and ceiling < 0.8:
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, ceiling * (1 - 0.6**10))
+
+
+@pytest.mark.slow  # a server and a browser
+def test_the_dashboard_opens_a_finished_study(browser, tmp_path):
+    """`optuna-dashboard <journal>` as the guide gives it, in Chromium: the study's page with
+    its history and importances. HWR_SCREENSHOT_STUDY=<journal> shows a real study instead."""
+    if not shutil.which("optuna-dashboard"):
+        pytest.skip("optuna-dashboard is not installed (the sweeps extra)")
+    journal = Path(os.environ.get("HWR_SCREENSHOT_STUDY") or tmp_path / JOURNAL)
+    if not journal.exists():
+        synthetic_study(journal)
+    port = free_port()
+    server = subprocess.Popen(["optuna-dashboard", str(journal), "--port", str(port), "--quiet"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.communicate()[0][-2000:]
+                time.sleep(0.5)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/dashboard/studies/0")
+        for card in ("Hyperparameter Importance", "Timeline", "Best Trial"):
+            page.get_by_text(card).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(3000)  # the plots draw after their cards
+        assert "model.optimizer.lr" in page.inner_text("body")
+        screenshot(page, "optuna_dashboard.png", tmp_path)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow  # starts a process
+def test_the_command_refuses_an_older_hwr_study_in_one_line(data_dir, tmp_path):
+    study_dir = tmp_path / STUDY
+    study_dir.mkdir(parents=True)
+    (study_dir / "optuna.db").write_bytes(b"SQLite format 3\x00")
+    run = run_script("train.py", *ARGS, "debug=fdr", "paths.log_dir=out", data_dir=data_dir, cwd=tmp_path)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert run.stderr.startswith("error: ") and "optuna storage upgrade --storage sqlite:///" in run.stderr
+    assert sorted(p.name for p in study_dir.iterdir()) == ["optuna.db"]  # nothing written beside it

@@ -85,6 +85,20 @@ def text(example: str = "...") -> Rule:
     return check
 
 
+def objectives(example: str) -> Rule:
+    """A metric name, or a list of two (a study with two objectives)."""
+
+    def check(v: Any) -> str | None:
+        if isinstance(v, str) and v.strip():
+            return None
+        if isinstance(v, list) and 1 <= len(v) <= 2 and all(isinstance(x, str) and x.strip() for x in v):
+            return None
+        two = f"{{key}}=[{example},num_params]"
+        return f"must be a metric name or a list of two (e.g. {{key}}={example} or {two})"
+
+    return check
+
+
 def optional(rule: Rule) -> Rule:
     def check(v: Any) -> str | None:
         return None if v is None else rule(v)

@@ -22,7 +22,19 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hwr.errors import HwrError
-from hwr.rules import Rule, anything, choice, integer, list_of, number, optional, share, text, text_or_list
+from hwr.rules import (
+    Rule,
+    anything,
+    choice,
+    integer,
+    list_of,
+    number,
+    objectives,
+    optional,
+    share,
+    text,
+    text_or_list,
+)
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
@@ -37,7 +49,7 @@ RULES: dict[str, Rule] = {
     # top level: every command
     "task_name": text("train"),
     "tags": list_of(text(), "[a,b]", empty=True),
-    "objective": text("val/acc_best"),
+    "objective": objectives("val/acc_best"),
     "report": BOOL,
     "overwrite": BOOL,
     "print_config": BOOL,

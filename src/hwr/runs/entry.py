@@ -210,7 +210,8 @@ def command(name: str, run_folder: bool = True) -> Callable[[Task], Any]:
                 "1"  # composition errors reach config_error, not Hydra's printout
             )
             try:
-                return hydra_job()
+                with console.user_errors():  # a sweeper's (a study's storage): one line too
+                    return hydra_job()
             except Exception as e:  # noqa: BLE001 - composition errors become one line
                 message = config_error(e, name, sys.argv[1:])
                 if message is None:

@@ -154,15 +154,16 @@ class Run:
             return record
         path = self.write_record(record)
         loggers = getattr(self.trainer, "loggers", [])
+        objective = self.cfg.get("objective")
+        if objective is not None and not isinstance(objective, str):  # two (a study's): the first leads
+            objective = str(objective[0])
         if self.data and self.model:
-            end_hparams_session(
-                loggers, record, self.cfg.get("objective"), getattr(self.trainer, "global_step", 0)
-            )
+            end_hparams_session(loggers, record, objective, getattr(self.trainer, "global_step", 0))
         self.folder.adopt()
         if report is not None:
             tables.print_report(report)
         title = f"{self.cfg.get('task_name')}: {self.data} / {self.model}"
-        tables.print_metrics(record, title=title, first=self.cfg.get("objective"))
+        tables.print_metrics(record, title=title, first=objective)
         shown = " ".join(
             f"{k}={v:g}" for k, v in record.items() if isinstance(v, int | float) and not isinstance(v, bool)
         )

@@ -134,6 +134,7 @@ def history_png(study: optuna.Study, objective: str, path: Path) -> bool:
         best = max(best, value) if maximize else min(best, value)
         steps.append((number, best))
     if steps:
+        steps.append((max(t.number for t in done), best))  # the line runs to the last trial
         ax.step(*zip(*steps, strict=True), where="post", color="tab:red", label="best so far")
     ax.set_xlabel("trial")
     ax.set_ylabel(objective)

@@ -41,7 +41,9 @@ def override_value(value: Any) -> str:
 
 def short(value: Any) -> str:
     """A sampled value for a person: floats to 4 significant digits."""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{int(value):,}" if value.is_integer() and abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
 
 
 def distribution(key: str, sweep: Any) -> BaseDistribution:

@@ -171,9 +171,8 @@ class StudySweeper:
         distributions, fixed = space.search_space(_plain(self.options.get("params")), arguments)
         if not distributions:
             raise HwrError("the study has nothing to search: add hydra.sweeper.params (see hparams_search/)")
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         study, storage = self.open_study(distributions)
+        write_text(self.sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config), "the study's config")
         stale_after = float(self.options.get("stale_after_s") or 600)
         so_far = len(study.trials)
         log.info(

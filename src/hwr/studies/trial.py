@@ -121,7 +121,10 @@ class TrialLink:
 
     # what the job tells -------------------------------------------------------------------
     def report(self, value: float, step: int) -> bool:
-        """Report the monitored metric after epoch `step`; whether the pruner stops the trial."""
+        """Report the monitored metric after epoch `step`; whether the pruner stops the trial.
+        A study with two objectives takes no reports (Optuna cannot prune it)."""
+        if len(self.study.directions) > 1:
+            return False
         try:
             self.trial.report(value, step)
             return self.trial.should_prune()
