@@ -219,6 +219,12 @@ def drawn_share(path: Path) -> float:
     return 1 - counts.max() / len(pixels)
 
 
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a csv file (a summary.csv) as dicts."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def free_port() -> int:
     """A TCP port free on loopback now (for a server a test starts)."""
     with socket.socket() as s:

@@ -14,8 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, free_port, run_script, screenshot
-from test_sweeps import read_csv
+from helpers import ROOT, free_port, read_csv, run_script, screenshot
 
 optuna = pytest.importorskip("optuna", reason="the sweeps extra (hwr[sweeps]) is not installed")
 

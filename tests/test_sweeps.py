@@ -3,21 +3,14 @@ test_studies.py)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
-from pathlib import Path
 
 import pytest
-from helpers import make_config, run_script
+from helpers import make_config, read_csv, run_script
 
 from hwr.commands.eval import evaluate
 from hwr.evaluation.results import summarize_sweep
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.slow  # starts processes
