@@ -34,3 +34,25 @@ def test_explore_lists_what_it_wrote(data_dir, tmp_path, caplog):
     assert line.startswith(f"wrote {len(written)} files in {out}")
     assert all((out / name).is_file() for name in written)
     assert any(f"tensorboard --logdir {out / 'tensorboard'}" in r.getMessage() for r in caplog.records)
+
+
+def test_explore_counts_exact_repeats_within_and_across_splits(data_dir, tmp_path, capsys):
+    """The English fixture draws each class's bar from 3 positions, cropped to the same pixels:
+    its splits repeat one another, and explore says how much."""
+    import json
+
+    from hwr.commands.explore import explore
+
+    result = explore(make_config("explore", ["data=english"], data_dir, tmp_path / "explore"))
+    repeats = result["exact_repeats"]
+    assert set(repeats) == {
+        "within train",
+        "within val",
+        "within test",
+        "test in train",
+        "val in train",
+        "test in val",
+    }
+    assert repeats["test in train"] > 0 and repeats["within train"] > 0
+    assert json.loads((tmp_path / "explore" / "summary.json").read_text())["exact_repeats"] == repeats
+    assert f"test in train {repeats['test in train']}" in capsys.readouterr().out

@@ -287,11 +287,13 @@ def test_the_terminal_shows_the_run_not_lightnings_noise(
 
 
 def test_an_unknown_label_in_english_csv_is_named(tmp_path, caplog):
+    from helpers import ink_png
+
     root = write_english(tmp_path / "english")
     csv_path = root / "english.csv"
     lines = csv_path.read_text().splitlines()
-    image = lines[1].split(",")[0]
-    csv_path.write_text("\n".join([*lines, f"{image},O "]) + "\n")
+    ink_png(root / "Img" / "extra.png", 1, 1)  # an image of its own (one image, one label)
+    csv_path.write_text("\n".join([*lines, "Img/extra.png,O "]) + "\n")
     assert len(EnglishDataModule(data_dir=tmp_path).files.paths) == 41  # read, and warned about
     assert "1 label(s) outside the 62 characters" in caplog.text and "'O '" in caplog.text
 

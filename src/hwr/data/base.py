@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from hwr.data.augment import AugmentConfig, augment_batch
 from hwr.data.loaders import host_loader, parse_on_device, resident_device, resident_loader
-from hwr.data.sets import LabelledImages, balanced_weights, split_indices
+from hwr.data.sets import LabelledImages, balanced_weights, split_indices, split_overlaps
 from hwr.errors import HwrError
 from hwr.preprocess import Preprocessing
 
@@ -129,6 +129,7 @@ class CharDataModule(L.LightningDataModule, ABC):
         self.hparams["on_device"] = on_device  # the parsed value, not the string "true"
         self.resident: torch.device | None = None  # where the data lives when on_device applies
         self._warned_workers = False
+        self._overlaps_reported = False
         self.train_set: LabelledImages | None = None
         self.val_set: LabelledImages | None = None
         self.test_set: LabelledImages | None = None
@@ -204,7 +205,32 @@ class CharDataModule(L.LightningDataModule, ABC):
                 self.test_set = self._checked(self.load_test(), "test")
         if self.mean is None or self.std is None:
             self._measure_statistics(self.train_set or self.test_set)
+        self._report_overlaps()
         self._place()
+
+    def _report_overlaps(self) -> None:
+        """Once both are loaded: a warning when test (or validation) images repeat training
+        images pixel for pixel (a csv listing a file twice, a set with copies)."""
+        if self._overlaps_reported or self.train_set is None or self.test_set is None:
+            return
+        if self.hparams.get("test_on") == "all":
+            return  # the test set is the training pool on purpose
+        self._overlaps_reported = True
+        found = split_overlaps(self.train_set, self.val_set, self.test_set)
+        if not any(found.values()):
+            return
+        log.warning(
+            "%s: %d of %d test images repeat a training image pixel for pixel (%d of %d validation "
+            "images do, %d test images repeat a validation one): test/acc counts them; "
+            "explore.py data=%s lists the counts per split",
+            self.name,
+            found["test in train"],
+            len(self.test_set),
+            found.get("val in train", 0),
+            len(self.val_set) if self.val_set is not None else 0,
+            found.get("test in val", 0),
+            self.name,
+        )
 
     def _measure_statistics(self, data: LabelledImages) -> None:
         """Pixel mean/std (of pixel / 255) of up to 50,000 images of `data`, for the sets

@@ -15,6 +15,7 @@ load in well under a second.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from functools import cached_property
@@ -27,6 +28,7 @@ from hwr.data.base import CharDataModule
 from hwr.data.scan import CHARS74K_CLASSES, MISSING, FileIndex, decode_all, scan_folder
 from hwr.data.sets import LabelledImages, split_indices
 from hwr.errors import HwrError
+from hwr.files import write_bytes
 from hwr.preprocess import Preprocessing
 
 log = logging.getLogger("hwr")
@@ -39,6 +41,23 @@ def default_cache_dir() -> Path:
     if os.environ.get("HWR_CACHE_DIR"):
         return Path(os.environ["HWR_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwr"
+
+
+def save_cache(images: torch.Tensor, cache: Path) -> None:
+    """Write the decoded images to `cache` atomically (a killed run never leaves half a file).
+    A cache that cannot be written only costs the next run the decoding: one warning."""
+    buffer = io.BytesIO()
+    torch.save(images, buffer)  # in memory: torch's own file writer reports errors as RuntimeError
+    try:
+        write_bytes(cache, buffer.getbuffer(), "the decoded-image cache")
+    except (HwrError, OSError) as e:
+        cause = e.__cause__ if isinstance(e.__cause__, OSError) else e
+        log.warning(
+            "cannot write the image cache in %s (%s): the images will be decoded again next time; "
+            "set HWR_CACHE_DIR to a writable folder to keep them",
+            cache.parent,
+            getattr(cause, "strerror", None) or cause,
+        )
 
 
 class FolderDataModule(CharDataModule):
@@ -153,7 +172,10 @@ class FolderDataModule(CharDataModule):
         for path, label in zip(files.paths, files.labels, strict=True):
             # size and modification time: a replaced image (even of the same size) is decoded again
             stat = path.stat()
-            h.update(f"{path.relative_to(root)}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+            # relative where it can be (the cache survives moving the set); a csv may name
+            # images outside the folder by absolute path
+            name = path.relative_to(root) if path.is_relative_to(root) else path.absolute()
+            h.update(f"{name}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
         return self.cache_dir / f"{self.name}-{self.image_size}px-{h.hexdigest()[:16]}.pt"
 
     def _decoded(self, files: FileIndex, root: Path) -> LabelledImages:
@@ -167,13 +189,7 @@ class FolderDataModule(CharDataModule):
                 log.warning("cache %s is unreadable: decoding the images again", cache)
         if images is None or len(images) != len(files.paths):
             images = decode_all(files.paths, self.image_size, self.margin, self.decode_workers, self.min_box)
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(f".tmp{os.getpid()}")
-                torch.save(images, tmp)
-                tmp.replace(cache)  # atomic: a killed run never leaves a half-written cache
-            except OSError:
-                pass  # an unwritable cache only costs the next run the decoding time
+            save_cache(images, cache)
         index = {name: i for i, name in enumerate(self.class_names)}
         labels = torch.tensor([index[label] for label in files.labels])
         groups = None

@@ -63,15 +63,21 @@ def scan_folder(root: Path, csv_name: str | None = None, missing: str = MISSING)
         raise HwrError(f"{root} holds several csv files ({names}); name the one to read with data.csv=")
     samples = sorted((root / "Img").glob("Sample0[0-9][0-9]")) or sorted(root.glob("Sample0[0-9][0-9]"))
     if samples:
-        pairs = []
+        named = []
         for folder in samples:
             number = int(folder.name.removeprefix("Sample"))
             if not 1 <= number <= len(CHARS74K_CLASSES):
                 raise HwrError(f"{folder}: Chars74K sample folders run from Sample001 to Sample062")
-            pairs += [(p, CHARS74K_CLASSES[number - 1]) for p in _images_in(folder)]
+            named.append((folder, CHARS74K_CLASSES[number - 1]))
     else:
         classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        pairs = [(p, d.name) for d in classes for p in _images_in(d)]
+        named = [(d, d.name) for d in classes]
+    pairs = []
+    for folder, label in named:
+        images = _images_in(folder)
+        if not images:
+            log.warning("class folder %s holds no images: class %r is left out of the set", folder, label)
+        pairs += [(p, label) for p in images]
     if len({label for _, label in pairs}) < 2:
         raise HwrError(
             f"found {len(pairs)} images but fewer than 2 classes in {root}: expected english.csv + Img/, "
@@ -81,7 +87,15 @@ def scan_folder(root: Path, csv_name: str | None = None, missing: str = MISSING)
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    """The images anywhere below `folder` (subfolders of a class folder are read too; hidden
+    files and folders are not)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def _index(pairs: list[tuple[Path, str]]) -> FileIndex:
@@ -96,10 +110,24 @@ def _scan_csv(csv_path: Path) -> FileIndex:
             raise HwrError(f"{csv_path} must have the header 'image,label', found {reader.fieldnames}")
         rows = [(row["image"], row["label"]) for row in reader]
     pairs, missing = [], []
+    seen: dict[Path, tuple[int, str]] = {}  # each image's first line and label
     for line, (image, label) in enumerate(rows, start=2):
-        path = csv_path.parent / image
+        path = csv_path.parent / image  # an absolute path stays as it is
         if not path.is_file():
             missing.append(f"line {line}: {image}")
+        key = path.resolve()
+        if key in seen:
+            first, first_label = seen[key]
+            if first_label != label:
+                raise HwrError(
+                    f"{csv_path} gives {image} two labels, {first_label!r} on line {first} and {label!r} "
+                    f"on line {line}; keep the right row"
+                )
+            raise HwrError(
+                f"{csv_path} lists {image} twice, on lines {first} and {line}: a repeated image could "
+                "land in both the training and the test split; remove the repeated row"
+            )
+        seen[key] = (line, label)
         pairs.append((path, label))
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""

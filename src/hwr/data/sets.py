@@ -79,3 +79,25 @@ def balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     (ByClass's 317 'j' as often as its 4,156 'O')."""
     count = torch.bincount(labels, minlength=num_classes).clamp_min(1)
     return 1.0 / count[labels].double()
+
+
+def fingerprints(images: torch.Tensor) -> list[int]:
+    """One 64-bit hash per image of its exact pixels: equal images, equal fingerprints."""
+    rows = images.reshape(len(images), -1).cpu().numpy()
+    return [hash(row.tobytes()) for row in rows]
+
+
+def repeated(reference: LabelledImages, other: LabelledImages) -> list[int]:
+    """The indices of `other`'s images that are pixel-identical to an image of `reference`."""
+    seen = set(fingerprints(reference.images))
+    return [i for i, f in enumerate(fingerprints(other.images)) if f in seen]
+
+
+def split_overlaps(train: LabelledImages, val: LabelledImages | None, test: LabelledImages) -> dict[str, int]:
+    """How many validation and test images repeat a training image exactly, and test images a
+    validation one: a repeated image scores what the model memorised, not what it learned."""
+    out = {"test in train": len(repeated(train, test))}
+    if val is not None:
+        out["val in train"] = len(repeated(train, val))
+        out["test in val"] = len(repeated(val, test))
+    return out

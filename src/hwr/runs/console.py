@@ -226,6 +226,16 @@ def print_dataset(summary: Mapping[str, Any], parts: Sequence[str], title: str) 
             " ".join(summary["class_names"]), 80, initial_indent="classes: ", subsequent_indent="         "
         )
     )
+    repeats = summary.get("exact_repeats") or {}
+    if repeats:
+        lines, line = [], "exact repeats:"
+        for where, n in repeats.items():  # wrapped between entries, never inside one
+            entry = f" {where} {n:,},"
+            if len(line) + len(entry) > 80:
+                lines.append(line)
+                line = " " * len("exact repeats:")
+            line += entry
+        print("\n".join([*lines, line.rstrip(",")]))
 
 
 def print_error(message: str) -> None:
