@@ -161,6 +161,16 @@ def test_uncertain_answers_name_the_candidates(browser, url, tmp_path):
     page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
     screenshot.write_bytes((tmp_path / "page.png").read_bytes())  # refreshed on every run
 
+    # unsure between case partners: the answer's case-folded group gives how sure the
+    # character is, whatever its case
+    answer["top"] = [{"label": "s", "prob": 0.55}, {"label": "S", "prob": 0.4}]
+    answer["casefold"] = {"labels": ["s", "S"], "prob": 0.95}
+    page.keyboard.press("Escape")
+    stroke(page, NINE)
+    now = state(page)
+    assert (now["lead"], now["label"]) == ("Not sure:", "s or S")
+    assert page.text_content("#label-name") == "s or S: 95%"
+
 
 def test_undo_redo_clear_and_their_keys(browser, url):
     page = open_page(browser, url)

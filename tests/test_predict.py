@@ -187,3 +187,21 @@ def test_a_large_input_prints_a_summary_and_writes_every_row(
     [default] = (tmp_path / "outputs" / "predict").glob("*.csv")
     assert str(default.relative_to(tmp_path)) in capsys.readouterr().out.splitlines()
     assert len(default.read_text().splitlines()) == n + 1
+
+
+def test_a_prediction_carries_its_case_folded_group_and_summed_probability(english_run, data_dir):
+    """The English fixture has no case pair (a, A are drawn apart): groups passed by the caller
+    stand in for them, and the JSON gives the group with its probability summed over it."""
+    out, _ = english_run
+    model = TrainedModel.load(out / "checkpoints" / "best.ckpt", "cpu")
+    image = Image.open(next((data_dir / "english" / "Img").glob("img037-*.png")))  # an "a"
+    [plain] = model.predict([image], ["a.png"], top_k=1)
+    assert plain.group is None and "casefold" not in plain.as_dict()
+    groups = [["0", "A", "Z"], ["a", "b"]]  # every class in one: the top class always has partners
+    [grouped] = model.predict([image], ["a.png"], top_k=1, groups=groups)
+    probs = model.probabilities(model.preprocessing.batch([image])[1])[0]
+    [members] = [g for g in groups if grouped.label in g]
+    expected = sum(float(probs[model.classes.index(m)]) for m in members)
+    assert grouped.group == (members, pytest.approx(expected))
+    assert grouped.as_dict()["casefold"] == {"labels": members, "prob": pytest.approx(expected, abs=1e-6)}
+    assert grouped.group[1] >= grouped.top[0][1]  # at least the top class alone

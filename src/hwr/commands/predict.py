@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from hwr.data.folder import FolderDataModule
 from hwr.data.sets import split_indices
 from hwr.errors import HwrError
+from hwr.evaluation.casefold import fold_members
 from hwr.evaluation.names import lookalike_names
 from hwr.files import write_text
 from hwr.inference.checkpoint import TrainedOn
@@ -98,7 +99,7 @@ def predict_files(
                 sources.append(str(path))
             except HwrError as e:
                 results.append(Prediction(source=str(path), error=str(e)))
-        results += model.predict(images, sources, top_k)
+        results += model.predict(images, sources, top_k, fold_members(model.classes))
         if progress is not None:
             progress(len(paths[start : start + chunk]))
     order = {str(p): i for i, p in enumerate(paths)}

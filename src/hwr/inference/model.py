@@ -44,6 +44,9 @@ class Prediction:
     top: list[tuple[str, float]] = field(default_factory=list)
     pixels: np.ndarray | None = None
     error: str | None = None
+    # the top class's case-folded group and its summed probability ("s or S": 0.93), when the
+    # caller passed groups and the top class has partners
+    group: tuple[list[str], float] | None = None
 
     @property
     def label(self) -> str | None:
@@ -61,6 +64,8 @@ class Prediction:
         else:
             out["label"] = self.label
             out["top"] = [{"label": name, "prob": round(p, 6)} for name, p in self.top]
+            if self.group is not None and not self.blank:
+                out["casefold"] = {"labels": self.group[0], "prob": round(self.group[1], 6)}
             if self.blank:
                 out["blank"] = True
         return out
@@ -197,22 +202,31 @@ class TrainedModel:
         return torch.cat(parts) if parts else torch.empty(0, len(self.classes))
 
     def predict(
-        self, images: Sequence[Image.Image], sources: Sequence[str] | None = None, top_k: int = 5
+        self,
+        images: Sequence[Image.Image],
+        sources: Sequence[str] | None = None,
+        top_k: int = 5,
+        groups: Sequence[Sequence[str]] = (),
     ) -> list[Prediction]:
-        """Top-`top_k` classes of each image, with the pixels the model saw."""
+        """Top-`top_k` classes of each image, with the pixels the model saw. `groups`: classes
+        one image may not tell apart (hwr.evaluation.casefold.fold_members); each prediction
+        whose top class is in one carries the group with its summed probability."""
         pixels, x = self.preprocessing.batch(images)
         probs = self.probabilities(x)
         k = max(1, min(top_k, len(self.classes)))
         values, index = probs.topk(k, dim=1)
         names = sources or [f"image {i}" for i in range(len(images))]
-        return [
-            Prediction(
-                source=str(name),
-                top=[(self.classes[j], float(p)) for p, j in zip(v.tolist(), i.tolist(), strict=True)],
-                pixels=pix,
-            )
-            for name, v, i, pix in zip(names, values, index, pixels, strict=True)
-        ]
+        position = {name: i for i, name in enumerate(self.classes)}
+        partners = {m: [position[g] for g in group if g in position] for group in groups for m in group}
+        out = []
+        for row, name, v, i, pix in zip(probs, names, values, index, pixels, strict=True):
+            top = [(self.classes[j], float(p)) for p, j in zip(v.tolist(), i.tolist(), strict=True)]
+            members = partners.get(top[0][0], [])
+            group = None
+            if len(members) > 1:
+                group = ([self.classes[m] for m in members], float(row[members].sum()))
+            out.append(Prediction(source=str(name), top=top, pixels=pix, group=group))
+        return out
 
     def info(self) -> dict[str, Any]:
         """What the model is: dataset, classes, checkpoints and the test accuracy its run recorded."""

@@ -31,7 +31,7 @@ from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from hwr.errors import HwrError
-from hwr.evaluation.casefold import confusable_groups
+from hwr.evaluation.casefold import confusable_groups, fold_members
 from hwr.evaluation.names import lookalike_names
 from hwr.inference.model import TrainedModel
 from hwr.preprocess import ImageTooLarge, load_image
@@ -215,7 +215,7 @@ def predict_upload(
         image = load_image(data, max_bytes=max_upload_bytes, name=name)
     except HwrError as e:
         raise fail(413 if isinstance(e, ImageTooLarge) else 400, str(e)) from None
-    result = model.predict([image], [name], top_k)[0]
+    result = model.predict([image], [name], top_k, fold_members(model.classes))[0]
     assert result.pixels is not None
     # a blank canvas (an erased drawing, an empty or 1x1 image) has no character to name:
     # no label, rather than the network's guess about nothing
@@ -226,6 +226,10 @@ def predict_upload(
         else [{"label": label, "prob": round(prob, 6)} for label, prob in result.top],
         "seen": png_data_url(result.pixels),
         "blank": result.blank,
+        # "s or S": the top class's case-folded group and their summed probability
+        "casefold": None
+        if result.blank or result.group is None
+        else {"labels": result.group[0], "prob": round(result.group[1], 6)},
     }
 
 

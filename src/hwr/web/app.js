@@ -105,9 +105,16 @@ function show(result, shown = version) {
   resetResult(sure ? "Prediction:" : "Not sure:", "");
   $("label").textContent = sure || labels.length > 1 ? labels.join(" or ") : `maybe ${labels[0]}`;
   $("label").classList.toggle("unsure", !sure);
-  $("label-name").textContent = labels.some((l) => LOOKALIKE[l])
-    ? labels.map((l) => LOOKALIKE[l] || l).join(" or ")
-    : "";
+  // unsure between case partners (s or S): how sure it is of the character, whatever its case
+  const fold = result.casefold;
+  const oneGroup = !sure && fold && labels.every((l) => fold.labels.includes(l));
+  if (oneGroup) {
+    $("label-name").textContent = `${fold.labels.join(" or ")}: ${Math.round(fold.prob * 100)}%`;
+  } else {
+    $("label-name").textContent = labels.some((l) => LOOKALIKE[l])
+      ? labels.map((l) => LOOKALIKE[l] || l).join(" or ")
+      : "";
+  }
   $("bars").replaceChildren(...result.top.map(({ label, prob }) => bar(label, prob)));
   if (result.seen) $("seen").src = result.seen;
   setBusy(shown !== version);
