@@ -57,6 +57,7 @@ RULES: dict[str, Rule] = {
     "train": BOOL,
     "test": BOOL,
     "ckpt_path": optional(text_or_list("<run>/checkpoints/best.ckpt")),
+    "init_from": optional(text("<run>/checkpoints/best.ckpt")),
     "resume": optional(anything),  # true, or a run folder: hwr.runs.resume checks it
     "tta_shift": TTA,
     "device": text("auto"),
@@ -94,6 +95,7 @@ RULES: dict[str, Rule] = {
     "data.batch_size": integer(1, 1 << 20, example=128),
     "data.eval_batch_size": integer(1, 1 << 20, example=1024),
     "data.val_fraction": number(0, 1, 0.1, below=True, above=True),
+    "data.train_per_class": optional(integer(1, 1 << 30, example=20)),
     "data.seed": integer(0, 2**32 - 1, example=42),
     "data.mean": optional(number(0, 1, 0.5)),
     "data.std": optional(number(1e-6, 1, 0.3)),

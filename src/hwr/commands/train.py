@@ -26,6 +26,7 @@ from hwr.runs.tensorboard import flat_hparams, log_hparams
 from hwr.runs.trainer import build_trainer, preload
 from hwr.training.callbacks import TrainingClock
 from hwr.training.classifier import Classifier
+from hwr.training.init_from import check_start, init_from
 from hwr.training.pruning import TrialPruning
 
 
@@ -78,6 +79,7 @@ def start_checkpoint(cfg: DictConfig, run: Run) -> tuple[str | None, dict[str, A
 @command("train")
 def train(cfg: DictConfig, run: Run) -> dict[str, Any]:
     """Fit (if cfg.train) and test (if cfg.test); the run record."""
+    check_start(cfg)
     ckpt_path, checkpoint = start_checkpoint(cfg, run)
     if cfg.get("test") and not cfg.get("train") and not ckpt_path:
         raise HwrError("train=false test=true needs ckpt_path=<checkpoint> (or use hwr eval)")
@@ -85,6 +87,9 @@ def train(cfg: DictConfig, run: Run) -> dict[str, Any]:
         L.seed_everything(cfg.seed, workers=True)
     dm = build_datamodule(cfg.data)
     model = build_model(cfg.model, dm)
+    if cfg.get("init_from"):
+        net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
+        log.info("%s", init_from(model.net, cfg.init_from, net_cfg, dm.class_names))
     trainer = build_trainer(cfg, run.folder)
     if checkpoint is not None:
         preload(trainer, ckpt_path, checkpoint)

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from hwr.data.augment import AugmentConfig, augment_batch
 from hwr.data.loaders import host_loader, parse_on_device, resident_device, resident_loader
-from hwr.data.sets import LabelledImages, balanced_weights, split_indices, split_overlaps
+from hwr.data.sets import LabelledImages, balanced_weights, per_class, split_indices, split_overlaps
 from hwr.errors import HwrError
 from hwr.preprocess import Preprocessing
 
@@ -104,6 +104,7 @@ class CharDataModule(L.LightningDataModule, ABC):
         on_device: bool | str = "auto",
         balance: bool = False,
         test_on: str = "test",
+        train_per_class: int | None = None,
     ):
         # The values are checked where every config key is (hwr.validation), before a run starts.
         super().__init__()
@@ -196,6 +197,8 @@ class CharDataModule(L.LightningDataModule, ABC):
                     "images holds out none (rounded per class or writer); raise it: the best "
                     "checkpoint is chosen on validation accuracy"
                 )
+            if self.hparams.get("train_per_class"):
+                keep = per_class(keep, pool.labels, int(self.hparams.train_per_class), self.hparams.seed)
             self.train_set, self.val_set = pool.subset(keep), pool.subset(held)
         if stage in ("test", "predict", None) and self.test_set is None:
             if self.hparams.test_on == "all":

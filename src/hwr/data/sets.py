@@ -81,6 +81,19 @@ def balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return 1.0 / count[labels].double()
 
 
+def per_class(index: torch.Tensor, labels: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """At most `k` of `index` per class (`labels[index]`), drawn with `seed`: few-shot training."""
+    gen = torch.Generator().manual_seed(seed)
+    index = index[torch.randperm(len(index), generator=gen)]
+    kept, seen = [], {}
+    for i in index.tolist():
+        label = int(labels[i])
+        if seen.get(label, 0) < k:
+            seen[label] = seen.get(label, 0) + 1
+            kept.append(i)
+    return torch.tensor(sorted(kept), dtype=torch.long)
+
+
 def fingerprints(images: torch.Tensor) -> list[int]:
     """One 64-bit hash per image of its exact pixels: equal images, equal fingerprints."""
     rows = images.reshape(len(images), -1).cpu().numpy()
