@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from hwr.evaluation.report import TestReport
 from hwr.runs import console, tables
 from hwr.runs.folder import RunFolder
+from hwr.runs.sweep import in_multirun
 from hwr.runs.tensorboard import end_hparams_session
 
 log = logging.getLogger("hwr")
@@ -147,7 +148,7 @@ class Run:
     def finish(self, metrics: Mapping[str, Any], status: str = "completed", **details: Any) -> dict[str, Any]:
         """The run record: `metrics`, the report's summary, the command's `details` (epochs,
         test_ckpt, ...) and the facts, `status` among them; written to metrics.json, printed
-        as a table with the confused pairs and pointers, and returned."""
+        as a table with the confused pairs and pointers (one line in a multirun), and returned."""
         report = self.report()
         record = {**metrics, **(report.metrics if report else {}), **details, **self.facts(status)}
         if not self.writes:
@@ -160,22 +161,29 @@ class Run:
         if self.data and self.model:
             end_hparams_session(loggers, record, objective, getattr(self.trainer, "global_step", 0))
         self.folder.adopt()
-        if report is not None:
-            tables.print_report(report)
-        title = f"{self.cfg.get('task_name')}: {self.data} / {self.model}"
-        tables.print_metrics(record, title=title, first=objective)
+        if in_multirun():  # one line per job: the sweep's summary is the table, at its end
+            tables.print_job_line(record, objective, self.path)
+        else:
+            self.print_end(record, report, objective)
         shown = " ".join(
             f"{k}={v:g}" for k, v in record.items() if isinstance(v, int | float) and not isinstance(v, bool)
         )
         log.info("%s: %s", status, shown, extra=console.FILE_ONLY)
         log.info("run record: %s", path, extra=console.FILE_ONLY)
+        return record
+
+    def print_end(self, record: Mapping[str, Any], report: Any, objective: str | None) -> None:
+        """The end of a single run on the terminal: confused pairs, metrics, where to look next."""
+        if report is not None:
+            tables.print_report(report)
+        title = f"{self.cfg.get('task_name')}: {self.data} / {self.model}"
+        tables.print_metrics(record, title=title, first=objective)
         report_dir = self.path / "report" if (self.path / "report").is_dir() else None
         # the folder of this task's runs (TensorBoard compares them); a folder named on the
         # command line (hydra.run.dir=/tmp/x) is shown alone, not with everything beside it
         runs = self.path.parent if self.path.parent.name in ("runs", "multiruns") else self.path
         tensorboard = runs if (self.path / "tensorboard").is_dir() else None
-        tables.print_pointers(path, report_dir, tensorboard)
-        return record
+        tables.print_pointers(self.path / "metrics.json", report_dir, tensorboard)
 
     def fail(self, message: str, status: str = "failed") -> None:
         """Record a run that ended in an error (`failed`) or a diverged training (`diverged`):

@@ -129,6 +129,22 @@ def print_pointers(record_path: Any, report: Any = None, tensorboard: Any = None
         print(f"compare:    {run}hwr results {shown_path(tensorboard)}")
 
 
+def print_job_line(record: Mapping[str, Any], objective: str | None, folder: Path) -> None:
+    """A multirun job's end in one line (its folder, status, objective, test/acc, time): the
+    sweep's summary table comes at the end, and twenty full tables would bury it."""
+    status = str(record.get("status"))
+    if status == "pruned" and record.get("pruned_at"):
+        status += f" at epoch {record['pruned_at']}"
+    parts = [f"{Path(folder).name}: {status}"]
+    for metric in dict.fromkeys(m for m in (objective, "test/acc") if m):
+        value = record.get(metric)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            parts.append(f"{metric} {show(metric, value)}")
+    if isinstance(record.get("wall_time_s"), int | float):
+        parts.append(duration(record["wall_time_s"]))
+    print(" · ".join(parts))
+
+
 def print_results(rows: Sequence[Mapping[str, Any]], folder: Path, sort: str) -> None:
     """`hwr results`' table: each run (its folder below `folder`), data, model and the
     registry's results columns, percentages as everywhere else."""
@@ -160,25 +176,26 @@ def print_results(rows: Sequence[Mapping[str, Any]], folder: Path, sort: str) ->
 def print_sweep(title: str, rows: Sequence[Mapping[str, Any]], objective: str, written: str) -> None:
     """A sweep's summary on the terminal: each job's overrides, status, objective, test/acc and
     time (errors and every column are in the summary files), and seed groups' mean ± std."""
-    table = rich.table.Table(title=title, title_justify="left", box=rich.box.SIMPLE_HEAD)
+    table = rich.table.Table(title=title, title_justify="left", box=rich.box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     metrics = list(
         dict.fromkeys(m for m in (objective, "test/acc") if any(r.get(m) is not None for r in rows))
     )
+    headers = {"val/acc_best": "best val", "test/acc": "test acc"}  # short: overrides get the room
     table.add_column("job", no_wrap=True)
-    table.add_column("overrides", overflow="fold", ratio=1)
+    table.add_column("overrides", overflow="fold", ratio=1, min_width=23)
     table.add_column("status")
     for metric in metrics:
-        table.add_column(metric, justify="right")
+        table.add_column(headers.get(metric, metric), justify="right")
+    table.add_column("ep", justify="right")  # epochs trained: a pruned trial stopped early
     table.add_column("time", justify="right")
     common, varied = split_overrides([str(r.get("overrides") or "") for r in rows])
     for row, overrides in zip(rows, varied, strict=True):
         cells = [show(m, row[m]) if isinstance(row.get(m), int | float) else "-" for m in metrics]
         wall = row.get("wall_time_s")
         time = duration(wall) if isinstance(wall, int | float) else "-"
-        status = str(row.get("status"))
-        if status == "pruned" and row.get("epochs") is not None:
-            status = f"pruned at epoch {row['epochs']}"
-        table.add_row(str(row.get("job")), overrides or "(none)", status, *cells, time)
+        epochs = str(row["epochs"]) if row.get("epochs") is not None else "-"
+        shown = "\n".join(overrides.split()) or "(none)"  # one per line: a value is never split
+        table.add_row(str(row.get("job")), shown, str(row.get("status")), *cells, epochs, time)
     rich.print(table)
     if common:
         print(f"every job: {common}")

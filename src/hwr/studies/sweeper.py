@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -237,8 +238,9 @@ class StudySweeper:
                 "best_value": best.value,
             }
             shown = " ".join(f"{k}={space.short(v)}" for k, v in best.params.items())
+            head = f"best: trial {best.number}, {self.config.get('objective')} {best.value:.4f}:"
             log.info(
-                "best: trial %d, %s %.4f: %s", best.number, self.config.get("objective"), best.value, shown
+                "%s", textwrap.fill(f"{head} {shown}", 80, subsequent_indent="  ", break_long_words=False)
             )
         else:
             front = [{"trial": t.number, "params": t.params, "values": t.values} for t in study.best_trials]
