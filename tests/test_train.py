@@ -383,6 +383,7 @@ def test_benchmark_smoke(data_dir, tmp_path):
     assert loader[0] > 0 and torchvision == [pytest.approx(torchvision[0]), 1.0]  # the baseline is 1.0x
     plain = table_numbers(table, "plain PyTorch loop (same net, optimiser, schedule, loss, batches)")
     hwr = table_numbers(table, "hwr train.py path (Lightning, callbacks, logging)")
-    assert plain[0] > 0 and hwr[0] > 0 and hwr[1] == pytest.approx(plain[0] / hwr[0], rel=0.02)
+    # the ratio is printed to 2 decimals: within rounding of the two speeds' ratio
+    assert plain[0] > 0 and hwr[0] > 0 and hwr[1] == pytest.approx(plain[0] / hwr[0], rel=0.02, abs=0.006)
     startup = float(table.split("launch to first training step: ")[1].split(" s")[0])
     assert 0 < startup < 600 and table in run.stdout
