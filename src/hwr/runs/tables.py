@@ -176,7 +176,9 @@ def print_results(rows: Sequence[Mapping[str, Any]], folder: Path, sort: str) ->
 def print_sweep(title: str, rows: Sequence[Mapping[str, Any]], objective: str, written: str) -> None:
     """A sweep's summary on the terminal: each job's overrides, status, objective, test/acc and
     time (errors and every column are in the summary files), and seed groups' mean ± std."""
-    table = rich.table.Table(title=title, title_justify="left", box=rich.box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = rich.table.Table(
+        title=title, title_justify="left", box=rich.box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
     metrics = list(
         dict.fromkeys(m for m in (objective, "test/acc") if any(r.get(m) is not None for r in rows))
     )
