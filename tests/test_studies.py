@@ -117,6 +117,36 @@ def test_trials_whose_process_is_gone_are_marked_failed(tmp_path):
     assert fail_stale_trials(storage, "s", stale_after_s=600) == []  # nothing twice
 
 
+def test_the_sweeper_keeps_its_waiting_trials_alive(tmp_path):
+    """A trial whose job waits in a cluster queue has no process of its own yet: the sweeper
+    beats for it while the launcher waits, so no other worker fails it as abandoned."""
+    import threading
+
+    from omegaconf import OmegaConf
+
+    from hwr.studies.sweeper import StudySweeper
+
+    storage = open_storage(str(tmp_path / JOURNAL))
+    study = optuna.create_study(storage=storage, study_name="s")
+    queued, done = study.ask(), study.ask()
+    study.tell(done, 0.5)
+    sweeper = StudySweeper.__new__(StudySweeper)  # without a Hydra launcher: only the heartbeat
+    sweeper.options = OmegaConf.create({"heartbeat_s": 0.05})
+    sweeper.storage, sweeper.study_id = storage, storage.get_study_id_from_name("s")
+    stop = threading.Event()
+    beat = threading.Thread(target=sweeper.keep_alive, args=([0, 1], stop))
+    start = time.time()
+    beat.start()
+    time.sleep(0.4)
+    stop.set()
+    beat.join(timeout=10)
+    trials = study.get_trials(deepcopy=True)
+    assert trials[0].system_attrs[HEARTBEAT] > start and trials[0].state == TrialState.RUNNING
+    assert HEARTBEAT not in trials[1].system_attrs  # finished: left alone
+    assert fail_stale_trials(storage, "s", stale_after_s=1) == []
+    assert queued.number == 0
+
+
 def test_a_study_of_an_older_hwr_is_refused_with_what_to_do(tmp_path):
     (tmp_path / "optuna.db").write_bytes(b"SQLite format 3\x00")
     with pytest.raises(HwrError) as caught:

@@ -17,6 +17,8 @@ import logging
 import os
 import socket
 import textwrap
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hwr.errors import HwrError
 from hwr.files import write_text
 from hwr.studies import space
-from hwr.studies.storage import ERROR, HOST, PID, fail_stale_trials, open_storage
+from hwr.studies.storage import ERROR, HEARTBEAT, HOST, PID, fail_stale_trials, open_storage
 
 log = logging.getLogger("hwr")
 
@@ -205,9 +207,16 @@ class StudySweeper:
             params = [f"{k}={space.override_value(v)}" for k, v in trial.params.items()]
             where = [f"hydra.sweep.subdir={job_folder(trial.number)}", f"hydra.sweeper.trial={trial.number}"]
             jobs.append([*params, *fixed, *where])
+        # while the launcher waits (a SLURM job may sit in the queue for hours), this process
+        # keeps its trials' heartbeat: no other worker takes them for abandoned
+        stop = threading.Event()
+        beat = threading.Thread(target=self.keep_alive, args=([t.number for t in trials], stop), daemon=True)
+        beat.start()
         try:
             self.launcher.launch(jobs, initial_job_idx=self.job_idx)
         finally:
+            stop.set()
+            beat.join()
             self.job_idx += len(jobs)
             for trial in trials:
                 trial_id = self.trial_id(trial.number)
@@ -216,6 +225,19 @@ class StudySweeper:
                     study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
                 if isinstance(study.sampler, TrialSeededSampler):
                     study.sampler.forget(trial.number)
+
+    def keep_alive(self, numbers: list[int], stop: threading.Event) -> None:
+        """Write HEARTBEAT on the RUNNING trials `numbers` every `heartbeat_s` until `stop`."""
+        interval = float(self.options.get("heartbeat_s") or 30)
+        alive = list(numbers)
+        while alive and not stop.wait(interval):
+            for number in list(alive):
+                try:
+                    self.set_system(number, HEARTBEAT, time.time())
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    alive.remove(number)  # its job has told the study how it ended
+                except Exception as e:  # noqa: BLE001 - a shared file system's hiccup: the next beat retries
+                    log.debug("trial %d heartbeat: %s", number, e)
 
     def trial_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
