@@ -14,8 +14,10 @@ worker that looks, so no trial is left running forever.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hwr.errors import HwrError
 
+log = logging.getLogger("hwr")
 JOURNAL = "optuna_journal.log"
 # system attributes of a RUNNING trial, written by the process that trains it
 HOST, PID, HEARTBEAT = "hwr:host", "hwr:pid", "hwr:heartbeat"
@@ -111,3 +114,17 @@ def fail_stale_trials(storage: BaseStorage, study_name: str, stale_after_s: floa
             continue  # another worker got there first
         failed.append(trial.number)
     return failed
+
+
+def keep_beating(storage: BaseStorage, trial_ids: list[int], interval: float, stop: threading.Event) -> None:
+    """Write HEARTBEAT on the trials every `interval` seconds until `stop` is set, or until
+    each is finished (its job, or another worker, has told the study how it ended)."""
+    alive = list(trial_ids)
+    while alive and not stop.wait(interval):
+        for trial_id in list(alive):
+            try:
+                storage.set_trial_system_attr(trial_id, HEARTBEAT, time.time())
+            except optuna.exceptions.UpdateFinishedTrialError:
+                alive.remove(trial_id)
+            except Exception as e:  # noqa: BLE001 - a shared file system's hiccup: the next beat retries
+                log.debug("trial %d heartbeat: %s", trial_id, e)

@@ -18,7 +18,6 @@ import os
 import socket
 import textwrap
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hwr.errors import HwrError
 from hwr.files import write_text
 from hwr.studies import space
-from hwr.studies.storage import ERROR, HEARTBEAT, HOST, PID, fail_stale_trials, open_storage
+from hwr.studies.storage import ERROR, HOST, PID, fail_stale_trials, keep_beating, open_storage
 
 log = logging.getLogger("hwr")
 
@@ -227,17 +226,9 @@ class StudySweeper:
                     study.sampler.forget(trial.number)
 
     def keep_alive(self, numbers: list[int], stop: threading.Event) -> None:
-        """Write HEARTBEAT on the RUNNING trials `numbers` every `heartbeat_s` until `stop`."""
+        """Keep the heartbeat of the RUNNING trials `numbers` until `stop`."""
         interval = float(self.options.get("heartbeat_s") or 30)
-        alive = list(numbers)
-        while alive and not stop.wait(interval):
-            for number in list(alive):
-                try:
-                    self.set_system(number, HEARTBEAT, time.time())
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    alive.remove(number)  # its job has told the study how it ended
-                except Exception as e:  # noqa: BLE001 - a shared file system's hiccup: the next beat retries
-                    log.debug("trial %d heartbeat: %s", number, e)
+        keep_beating(self.storage, [self.trial_id(n) for n in numbers], interval, stop)
 
     def trial_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)

@@ -32,7 +32,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from optuna.trial import TrialState
 
-from hwr.studies.storage import ERROR, HEARTBEAT, HOST, PID, open_storage
+from hwr.studies.storage import ERROR, HEARTBEAT, HOST, PID, keep_beating, open_storage
 
 log = logging.getLogger("hwr")
 _active: TrialLink | None = None
@@ -87,7 +87,10 @@ class TrialLink:
         self._set_system(HOST, socket.gethostname())
         self._set_system(PID, os.getpid())
         self._set_system(HEARTBEAT, time.time())
-        self._beat = threading.Thread(target=self._heartbeat, name=f"trial-{self.number}", daemon=True)
+        beat = (self.storage, [self.trial_id], self.heartbeat_s, self._stop)
+        self._beat = threading.Thread(
+            target=keep_beating, args=beat, name=f"trial-{self.number}", daemon=True
+        )
         self._beat.start()
         _active = self
         return self
@@ -106,15 +109,6 @@ class TrialLink:
             from hwr.errors import one_line
 
             self.tell_fail(one_line(error))
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.heartbeat_s):
-            try:
-                self._set_system(HEARTBEAT, time.time())
-            except optuna.exceptions.UpdateFinishedTrialError:
-                return  # another worker has marked it failed: nothing to keep alive
-            except Exception as e:  # noqa: BLE001 - a shared file system's hiccup: the next beat retries
-                log.debug("trial %d heartbeat: %s", self.number, e)
 
     def _set_system(self, key: str, value: Any) -> None:
         self.storage.set_trial_system_attr(self.trial_id, key, value)
