@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from hwr.data.augment import AugmentConfig, augment_batch
 from hwr.data.base import CharDataModule, build_datamodule
-from hwr.data.sets import LabelledImages, fingerprints, split_overlaps
+from hwr.data.sets import LabelledImages, exact_repeats
 from hwr.errors import HwrError
 from hwr.evaluation.figures import class_ticks, new_figure
 from hwr.evaluation.names import labelled, lookalike_names
@@ -151,13 +151,8 @@ def summary(parts: dict[str, LabelledImages], dm: CharDataModule) -> dict[str, A
             "per_class_max": int(counts.max()),
         }
     # exact repeats (pixel for pixel, after preprocessing): across splits they leak, within one
-    # they weigh an image twice
-    repeats = {
-        f"within {part}": len(data) - len(set(fingerprints(data.images))) for part, data in parts.items()
-    }
-    if "train" in parts and "test" in parts:
-        repeats.update(split_overlaps(parts["train"], parts.get("val"), parts["test"]))
-    out["exact_repeats"] = repeats
+    # they weigh an image twice (counted by the DataModule's setup when it had every split)
+    out["exact_repeats"] = dm.repeats or exact_repeats(parts)
     if "train" in parts and "val" in parts:
         # the training pool (train + val, no test image): what a DataModule's MEAN/STD are measured on
         pool = torch.cat([parts["train"].images, parts["val"].images]).double() / 255

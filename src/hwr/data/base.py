@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from hwr.data.augment import AugmentConfig, augment_batch
 from hwr.data.loaders import host_loader, parse_on_device, resident_device, resident_loader
-from hwr.data.sets import LabelledImages, balanced_weights, per_class, split_indices, split_overlaps
+from hwr.data.sets import LabelledImages, balanced_weights, exact_repeats, per_class, split_indices
 from hwr.errors import HwrError
 from hwr.preprocess import Preprocessing
 
@@ -130,7 +130,7 @@ class CharDataModule(L.LightningDataModule, ABC):
         self.hparams["on_device"] = on_device  # the parsed value, not the string "true"
         self.resident: torch.device | None = None  # where the data lives when on_device applies
         self._warned_workers = False
-        self._overlaps_reported = False
+        self.repeats: dict[str, int] | None = None  # exact repeats within and across the splits
         self.train_set: LabelledImages | None = None
         self.val_set: LabelledImages | None = None
         self.test_set: LabelledImages | None = None
@@ -214,13 +214,13 @@ class CharDataModule(L.LightningDataModule, ABC):
     def _report_overlaps(self) -> None:
         """Once both are loaded: a warning when test (or validation) images repeat training
         images pixel for pixel (a csv listing a file twice, a set with copies)."""
-        if self._overlaps_reported or self.train_set is None or self.test_set is None:
+        if self.repeats is not None or self.train_set is None or self.test_set is None:
             return
         if self.hparams.get("test_on") == "all":
             return  # the test set is the training pool on purpose
-        self._overlaps_reported = True
-        found = split_overlaps(self.train_set, self.val_set, self.test_set)
-        if not any(found.values()):
+        parts = {"train": self.train_set, "val": self.val_set, "test": self.test_set}
+        found = self.repeats = exact_repeats({k: v for k, v in parts.items() if v is not None})
+        if not any(v for k, v in found.items() if not k.startswith("within")):
             return
         log.warning(
             "%s: %d of %d test images repeat a training image pixel for pixel (%d of %d validation "
