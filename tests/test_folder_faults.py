@@ -90,6 +90,16 @@ def test_absolute_paths_outside_the_folder_are_read(tmp_path):
     assert dm.cache_path().is_file()
 
 
+def decode_without_cache(root: Path, tmp_path: Path, caplog) -> list[str]:
+    """Set up a 36-image set whose cache cannot be written: every image decoded, and the
+    warnings about the cache."""
+    with caplog.at_level(logging.WARNING, logger="hwr"):
+        dm = module(root, tmp_path)
+        dm.setup("fit")
+    assert len(dm.pool.images) == 36
+    return [r.getMessage() for r in caplog.records if "image cache" in r.getMessage()]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_an_unwritable_cache_falls_back_to_no_cache_with_one_warning(tmp_path, caplog):
     root = folder_set(tmp_path / "set", per_class=12)
@@ -97,11 +107,7 @@ def test_an_unwritable_cache_falls_back_to_no_cache_with_one_warning(tmp_path, c
     cache.mkdir()
     cache.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
-        with caplog.at_level(logging.WARNING, logger="hwr"):
-            dm = module(root, tmp_path)
-            dm.setup("fit")
-        assert len(dm.pool.images) == 36
-        warnings = [r.getMessage() for r in caplog.records if "image cache" in r.getMessage()]
+        warnings = decode_without_cache(root, tmp_path, caplog)
         assert len(warnings) == 1 and "set HWR_CACHE_DIR to a writable folder" in warnings[0]
         assert list(cache.iterdir()) == []
     finally:
@@ -119,11 +125,7 @@ def test_a_cache_that_cannot_be_written_falls_back_with_one_warning(tmp_path, ca
 
     root = folder_set(tmp_path / "set", per_class=12)
     monkeypatch.setattr(files.os, "fsync", full)
-    with caplog.at_level(logging.WARNING, logger="hwr"):
-        dm = module(root, tmp_path)
-        dm.setup("fit")
-    assert len(dm.pool.images) == 36
-    warnings = [r.getMessage() for r in caplog.records if "image cache" in r.getMessage()]
+    warnings = decode_without_cache(root, tmp_path, caplog)
     assert len(warnings) == 1 and "No space left on device" in warnings[0]
     assert not any((tmp_path / "cache").glob("*"))  # no half-written file left
 

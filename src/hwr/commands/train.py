@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from hwr.data.base import CharDataModule, build_datamodule
 from hwr.errors import HwrError
 from hwr.evaluation.tester import Tester
-from hwr.inference.checkpoint import TrainedOn, hyper_parameters, read_checkpoint
+from hwr.inference.checkpoint import TrainedOn, differing_keys, hyper_parameters, read_checkpoint
 from hwr.inference.model import TrainedModel
 from hwr.runs.console import log
 from hwr.runs.entry import command
@@ -69,7 +69,7 @@ def start_checkpoint(cfg: DictConfig, run: Run) -> tuple[str | None, dict[str, A
         ckpt = read_checkpoint(path)
     theirs = hyper_parameters(ckpt, path)["net"]
     ours = OmegaConf.to_container(cfg.model.net, resolve=True)
-    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    differ = differing_keys(theirs, ours)
     if differ:
         shown = ", ".join(f"model.net.{k}={theirs.get(k)} (this run: {ours.get(k)})" for k in differ[:4])
         raise HwrError(f"{path} holds a network built with {shown}; use its model settings to start from it")

@@ -167,6 +167,11 @@ def hyper_parameters(ckpt: Mapping[str, Any], path: str | Path) -> dict[str, Any
     return hparams
 
 
+def differing_keys(theirs: Mapping[str, Any], ours: Mapping[str, Any]) -> list[str]:
+    """The keys of two network configs (`model.net`) whose values differ, sorted."""
+    return sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+
+
 def network(ckpt: Mapping[str, Any], path: str | Path) -> nn.Module:
     """The trained network of a checkpoint, in eval mode on the CPU: built from its config
     (`hyper_parameters.net`) and loaded with its weights, without the training module."""

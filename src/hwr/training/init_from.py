@@ -17,15 +17,14 @@ from typing import Any
 from torch import nn
 
 from hwr.errors import HwrError
-from hwr.inference.checkpoint import NET_PREFIX, hyper_parameters, read_checkpoint
+from hwr.inference.checkpoint import NET_PREFIX, differing_keys, hyper_parameters, read_checkpoint
 
 log = logging.getLogger("hwr")
 
 
 def net_differences(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
     """The `model.net` settings that differ, as overrides that would match the checkpoint."""
-    keys = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-    return [f"model.net.{k}={theirs.get(k)}".replace(" ", "") for k in keys]
+    return [f"model.net.{k}={theirs.get(k)}".replace(" ", "") for k in differing_keys(theirs, ours)]
 
 
 def init_from(net: nn.Module, path: str | Path, net_cfg: dict[str, Any], classes: Sequence[str]) -> str:
