@@ -332,7 +332,8 @@ def test_benchmark_new_arms_op_counts_time_to_accuracy_and_speedrun_smoke(data_d
         "plain loop, data.on_device=true",
     ):
         speed, ratio = table_numbers(table, arm)
-        assert speed > 0 and ratio == pytest.approx(plain[0] / speed, rel=0.02), arm  # measured, not placed
+        # the ratio is printed to 2 decimals: allow that rounding as well as the speed's
+        assert speed > 0 and ratio == pytest.approx(plain[0] / speed, rel=0.02, abs=0.006), arm
     assert "skipped hwr_on_host: needs a GPU" in table and "skipped hwr_gpu_fast: needs a GPU" in table
     plain_ops, hwr_ops, ratio, *reads = table_numbers(table, "cnn")
     assert plain_ops > 50 and hwr_ops >= plain_ops and ratio == pytest.approx(hwr_ops / plain_ops, abs=1e-3)
