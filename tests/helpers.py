@@ -244,17 +244,17 @@ def table_numbers(markdown: str, first_cell: str) -> list[float]:
     raise AssertionError(f"no row {first_cell!r} in:\n{markdown}")
 
 
-def serve_in_thread(predictor: Any) -> tuple[Any, threading.Thread, str]:
-    """uvicorn serving `predictor` (a TrainedModel) on a free loopback port in a daemon thread:
-    (server, thread, url); stop it with `server.should_exit = True` and `thread.join()`."""
+def serve_in_thread(predictor: Any, collection: Any = None) -> tuple[Any, threading.Thread, str]:
+    """uvicorn serving `predictor` (a TrainedModel; corrections into `collection`, a
+    hwr.web.collect.Collection) on a free loopback port in a daemon thread: (server, thread,
+    url); stop it with `server.should_exit = True` and `thread.join()`."""
     import uvicorn
 
     from hwr.web.api import create_app
 
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(predictor), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(predictor, collection=collection)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

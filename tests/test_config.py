@@ -24,12 +24,13 @@ PATHS = ["paths.output_dir=/out", "paths.data_dir=/data", "paths.cache_dir=/cach
 NEEDED = {  # the keys a command cannot run without
     "train": [],
     "eval": ["ckpt_path=x.ckpt"],
-    "predict": ["ckpt_path=x.ckpt", "inputs=[a.png]"],
-    "export": ["ckpt_path=x.ckpt"],
-    "serve": ["ckpt_path=x.ckpt"],
+    "predict": ["inputs=[a.png]"],  # no ckpt_path: the bundled model
+    "export": [],
+    "serve": ["collect=/my/corrections"],
     "explore": [],
     "baselines": [],
 }
+NEEDED_EXPERIMENT = {"personal": ["data.folder=/my/set"]}
 NEEDED_DATA = {
     "folder": ["data.folder=/my/set"],
     "idx": [f"data.{k}=f" for k in ("train_images", "train_labels", "test_images", "test_labels")],
@@ -44,7 +45,7 @@ def compositions() -> list[tuple[str, list[str]]]:
         for m in group_options("model")
     ]
     out += [
-        ("train", [f"{group}={option}"])
+        ("train", [f"{group}={option}", *NEEDED_EXPERIMENT.get(option, [])])
         for group in ("experiment", "debug", "trainer", "callbacks")
         for option in group_options(group)
     ]

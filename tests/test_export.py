@@ -111,8 +111,8 @@ def test_refuses_bad_requests(english_run, tmp_path):
         export_model(tmp_path / "nope.ckpt", "onnx", tmp_path / "m.onnx")
     with pytest.raises(HwrError, match="is missing; export one"):
         ExportedModel.load(tmp_path / "nothing.onnx")
-    with pytest.raises(HwrError, match="ckpt_path is required: add ckpt_path="):
-        run(make_config("export", [], tmp_path, tmp_path / "out"))
+    with pytest.raises(HwrError, match="ckpt_path=.*nope.ckpt does not exist"):
+        run(make_config("export", [f"ckpt_path={tmp_path / 'nope.ckpt'}"], tmp_path, tmp_path / "out"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # nothing written
 
 

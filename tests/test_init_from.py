@@ -33,7 +33,7 @@ def test_other_classes_keep_their_rows_by_name_and_the_rest_is_copied(english_ru
     classes = ["b", "0", "x"]  # two it knows (in another order) and one it never saw
     net = build(hparams["net"], classes)
     fresh = {k: v.clone() for k, v in net.state_dict().items()}
-    said = init_from(net, path, hparams["net"], classes)
+    said = init_from(net, ckpt, path, hparams["net"], classes)
     assert "2 of this set's 3 classes known to it, 1 start fresh" in said
     state = net.state_dict()
     weight, bias = list(state)[-2:]
@@ -45,7 +45,7 @@ def test_other_classes_keep_their_rows_by_name_and_the_rest_is_copied(english_ru
         assert torch.equal(state[key][2], fresh[key][2])  # x: as initialised
 
     same = build(hparams["net"], list("0AZab"))
-    assert "the same 5 classes" in init_from(same, path, hparams["net"], list("0AZab"))
+    assert "the same 5 classes" in init_from(same, ckpt, path, hparams["net"], list("0AZab"))
     assert all(torch.equal(v, theirs[k]) for k, v in same.state_dict().items())
 
 
@@ -54,7 +54,7 @@ def test_another_network_is_one_line_naming_the_settings_to_add(english_run):
     path = out / "checkpoints" / "best.ckpt"
     net_cfg = dict(hyper_parameters(read_checkpoint(path), path)["net"], channels=[16, 32])
     with pytest.raises(HwrError) as caught:
-        init_from(build(net_cfg, list("0AZab")), path, net_cfg, list("0AZab"))
+        init_from(build(net_cfg, list("0AZab")), read_checkpoint(path), path, net_cfg, list("0AZab"))
     assert "add model.net.channels=[8,16]" in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -93,3 +93,14 @@ def test_train_per_class_keeps_k_images_of_each_class_and_the_validation_split(d
     assert torch.equal(few.val_set.images, whole.val_set.images)  # cut from the whole pool first
     train = {bytes(x.numpy()) for x in whole.train_set.images}
     assert all(bytes(x.numpy()) in train for x in few.train_set.images)
+
+
+def test_a_fine_tuning_records_its_starting_weights_on_the_same_test_split(english_run, data_dir, tmp_path):
+    """start/acc is the checkpoint's own test accuracy: the same weights, split and scaling."""
+    out, metrics = english_run
+    still = [*SMALL, "data=english", "trainer.max_epochs=1", "model.optimizer.lr=1e-8", "report=false"]
+    tuned = train(
+        make_config("train", [*still, f"init_from={out}/checkpoints/best.ckpt"], data_dir, tmp_path / "t")
+    )
+    assert tuned["start/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert tuned["test/acc"] == pytest.approx(metrics["test/acc"], abs=0.05)

@@ -25,8 +25,6 @@ from helpers import ROOT, make_config, needs_real_data, screenshot, serve_in_thr
 from PIL import Image, ImageDraw
 
 from benchmarks.page_latency import draw as draw_scaled
-from hwr.commands.serve import serve as run
-from hwr.errors import HwrError
 from hwr.evaluation.casefold import confusable_groups
 from hwr.evaluation.names import lookalike_names
 from hwr.inference.model import TrainedModel
@@ -255,13 +253,6 @@ def test_an_unexpected_error_is_a_500_and_the_server_keeps_serving(predictor, mo
     assert (
         client.post("/api/predict", files={"file": ("c.png", canvas_png(), "image/png")}).status_code == 200
     )
-
-
-def test_serve_config_needs_a_checkpoint(tmp_path):
-    cfg = make_config("serve", [], tmp_path, tmp_path / "out")
-    assert cfg.host == "127.0.0.1" and cfg.port == 8000 and cfg.max_upload_mb == 5  # loopback by default
-    with pytest.raises(HwrError, match="ckpt_path is required: add ckpt_path="):
-        run(cfg)
 
 
 # --- a live server on loopback -------------------------------------------------------------
@@ -539,3 +530,30 @@ def test_page_reads_digits_drawn_with_the_mouse(browser, mnist_url):
         assert wait_for_label(page) == digit
         page.click("#clear")
     page.close()
+
+
+@pytest.fixture(scope="module")
+def bundled_url(one_thread):
+    """The page as `serve.py` with no checkpoint serves it: the bundled model, no dataset."""
+    server, thread, url = serve_in_thread(TrainedModel.load("bundled", "cpu"))
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow  # starts Chromium
+def test_page_reads_characters_drawn_with_the_mouse_by_the_bundled_model(browser, bundled_url):
+    page = open_page(browser, bundled_url, "mix")
+    strokes = {
+        "7": SEVEN,
+        "L": [(90, 50), (90, 230), (200, 230)],
+        "Z": [(70, 60), (210, 60), (70, 230), (210, 230)],
+        "4": [(170, 240), (170, 50), (60, 170), (220, 170)],
+    }
+    read = {}
+    for label, points in strokes.items():
+        draw(page, points)
+        read[label] = wait_for_label(page)
+        page.click("#clear")
+    page.close()
+    assert read == {label: label for label in strokes}, read

@@ -127,7 +127,8 @@ def test_wheel_installs_into_a_fresh_venv_and_trains_from_an_empty_folder(tmp_pa
             [
                 str(python),
                 "-c",
-                "import hwr, hwr.config; print(hwr.__file__); print(hwr.config.config_dir())",
+                "import hwr, hwr.config, hwr.bundled as b; print(b.WEIGHTS.stat().st_size, b.CARD.is_file());"
+                " print(hwr.__file__); print(hwr.config.config_dir())",
             ],
             cwd=empty,
             env=env,
@@ -157,7 +158,9 @@ def test_wheel_installs_into_a_fresh_venv_and_trains_from_an_empty_folder(tmp_pa
             log.close()
 
     assert where.returncode == 0, tail(where)
-    module, configs = (Path(line) for line in where.stdout.strip().splitlines()[-2:])
+    shipped, module, configs = where.stdout.strip().splitlines()[-3:]
+    module, configs = Path(module), Path(configs)
+    assert int(shipped.split()[0]) > 100_000 and shipped.endswith("True"), shipped  # the bundled model
     assert module.is_relative_to(site) and configs.is_relative_to(site), where.stdout
     assert not module.resolve().is_relative_to(ROOT), f"hwr imported from the checkout: {module}"
     assert (configs / "train.yaml").is_file() and (configs / "model" / "mlp.yaml").is_file(), configs

@@ -112,7 +112,7 @@ def _ink_box(ink: np.ndarray) -> tuple[slice, slice]:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def _on_white(image: Image.Image) -> Image.Image:
+def on_white(image: Image.Image) -> Image.Image:
     """Composite any transparency on white, then grayscale."""
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
@@ -146,7 +146,7 @@ def preprocess_image(
     """
     if center not in ("box", "mass"):
         raise HwrError(f"center must be 'box' or 'mass', got {center!r}")
-    gray = _on_white(image)
+    gray = on_white(image)
     factor = max(1, min(gray.size) // _WORK_SIZE)
     if factor > 1:
         gray = gray.reduce(factor)  # box filter: thin strokes fade but do not vanish

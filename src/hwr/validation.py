@@ -74,6 +74,7 @@ RULES: dict[str, Rule] = {
     "max_upload_mb": number(0.001, 100, example=5),
     "workers": integer(0, 256, example=0),
     "log_level": choice("critical", "error", "warning", "info", "debug", "trace"),
+    "collect": optional(PATH),
     "paths.*": optional(PATH),
     "explore.chars": list_of(anything, "[5,S]", empty=True),
     "explore.samples": integer(1, 256, example=16),

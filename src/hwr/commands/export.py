@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from hwr import bundled
 from hwr.inference.export import TOLERANCE, export_model
 from hwr.runs import console
 from hwr.runs.entry import command
@@ -16,7 +17,8 @@ from hwr.runs.entry import command
 def export(cfg: DictConfig) -> dict[str, Any]:
     """Export `cfg.ckpt_path` as `cfg.format`, print what was written and how to use it."""
     result = export_model(
-        cfg.ckpt_path,  # a path, a glob or a list: expand_paths takes a ListConfig as it is
+        # a path, a glob or a list (expand_paths takes a ListConfig as it is); none: the bundled model
+        bundled.default(cfg.ckpt_path, console.note),
         str(cfg.format),
         cfg.get("output"),
         bool(cfg.get("overwrite")),

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from hwr import bundled
 from hwr.data.folder import FolderDataModule
 from hwr.data.sets import split_indices
 from hwr.errors import HwrError
@@ -258,7 +259,8 @@ def run(cfg: DictConfig) -> int:
         raise HwrError(f"{output} exists; pass overwrite=true or another output=")
     top_k = int(cfg.top_k)
     paths = collect_inputs(cfg.inputs)  # a ListConfig is a sequence like any other
-    model = TrainedModel.load(cfg.ckpt_path, cfg.device, tta_shift=cfg.get("tta_shift"))
+    ckpt_path = bundled.default(cfg.ckpt_path, console.note)  # none given: the bundled model, said so
+    model = TrainedModel.load(ckpt_path, cfg.device, tta_shift=cfg.get("tta_shift"))
     with predict_view.progress(len(paths)) as advance:
         results = predict_files(model, paths, top_k, progress=advance)
     rows = [r.as_dict() for r in results]

@@ -7,6 +7,7 @@ tested through `TrainedModel`, the path that eval, predict, export and serve use
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import hydra
@@ -16,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hwr.data.base import CharDataModule, build_datamodule
 from hwr.errors import HwrError
-from hwr.evaluation.tester import Tester
+from hwr.evaluation.tester import Tester, score
 from hwr.inference.checkpoint import TrainedOn, differing_keys, hyper_parameters, read_checkpoint
 from hwr.inference.model import TrainedModel
 from hwr.runs.console import log
@@ -26,7 +27,7 @@ from hwr.runs.tensorboard import flat_hparams, log_hparams
 from hwr.runs.trainer import build_trainer, preload
 from hwr.training.callbacks import TrainingClock
 from hwr.training.classifier import Classifier
-from hwr.training.init_from import check_start, init_from
+from hwr.training.init_from import check_start, init_from, normalisation
 from hwr.training.pruning import TrialPruning
 
 
@@ -85,11 +86,12 @@ def train(cfg: DictConfig, run: Run) -> dict[str, Any]:
         raise HwrError("train=false test=true needs ckpt_path=<checkpoint> (or use hwr eval)")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    dm = build_datamodule(cfg.data)
+    start = read_checkpoint(cfg.init_from, key="init_from") if cfg.get("init_from") else None
+    dm = build_datamodule(cfg.data, **(normalisation(cfg.data, start, cfg.init_from) if start else {}))
     model = build_model(cfg.model, dm)
-    if cfg.get("init_from"):
+    if start is not None:
         net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
-        log.info("%s", init_from(model.net, cfg.init_from, net_cfg, dm.class_names))
+        log.info("%s", init_from(model.net, start, cfg.init_from, net_cfg, dm.class_names))
     trainer = build_trainer(cfg, run.folder)
     if checkpoint is not None:
         preload(trainer, ckpt_path, checkpoint)
@@ -103,6 +105,8 @@ def train(cfg: DictConfig, run: Run) -> dict[str, Any]:
     run.progress = lambda: {**scalar_metrics(trainer.callback_metrics), **facts(trainer, model)}
 
     metrics: dict[str, Any] = {}
+    if start is not None and cfg.get("test") and trainer.global_rank == 0:
+        metrics.update(start_scores(model, dm))
     if cfg.get("train"):
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
         metrics.update(scalar_metrics(trainer.callback_metrics))
@@ -120,6 +124,18 @@ def train(cfg: DictConfig, run: Run) -> dict[str, Any]:
     # a run that took no training step (trainer.max_epochs=0, an empty resume) is not a trained model
     status = "untrained" if cfg.get("train") and done["global_step"] == 0 else "completed"
     return run.finish(metrics, status, **done, test_ckpt=test_ckpt)
+
+
+def start_scores(model: Classifier, dm: CharDataModule) -> dict[str, float]:
+    """The test accuracy of the weights a fine-tuning starts from (`start/...`), said at once:
+    with the run's own `test/...` they show what the fine-tuning changed."""
+    on = TrainedOn.from_record(dm.describe())
+    scores = score(TrainedModel.from_network(copy.deepcopy(model.net), dict(model.hparams), on), dm)
+    per_source = {k.split("/")[1]: v for k, v in scores.items() if k.count("/") == 2 and k.endswith("/acc")}
+    parts = [f"{name} {100 * v:.1f}%" for name, v in per_source.items()]
+    said = f" ({', '.join(parts)})" if parts else ""
+    log.info("the starting weights on the test split: %.1f%%%s", 100 * scores["start/acc"], said)
+    return scores
 
 
 def test(

@@ -57,6 +57,8 @@ class MixDataModule(CharDataModule):
             gets 1.
         cache_dir: passed to the sources that cache decoded images (folders).
         image_size, margin: the common convention every source is turned into.
+        folder: a folder set (`data=folder`'s layouts) added as the source `folder`:
+            `data.folder=<folder>` mixes your own images with the others (experiment=personal).
     """
 
     name = "mix"
@@ -70,8 +72,12 @@ class MixDataModule(CharDataModule):
         cache_dir: str | Path | None = None,
         image_size: int = 28,
         margin: int = 2,
+        folder: str | Path | None = None,
         **kwargs: Any,
     ):
+        sources = dict(sources or {})
+        if folder is not None and "folder" not in sources:
+            sources["folder"] = {"_target_": "hwr.data.folder.FolderDataModule", "folder": str(folder)}
         if not sources:
             raise HwrError("data=mix needs at least one source in data.sources")
         super().__init__(data_dir, **kwargs)

@@ -7,6 +7,7 @@ torchmetrics of validation and test, `hwr.evaluation.casefold` for case-folded a
 `hwr.evaluation.report.summary_metrics` for what the report adds.
 
     lookup("test/english/acc")   # a per-source key reads as test/acc
+    lookup("start/acc")          # what init_from started from: test/acc at the start
     show("test/acc", 0.8802)     # "88.02%"
 """
 
@@ -94,6 +95,10 @@ def lookup(name: str) -> Metric | None:
             return Metric(name, f"{plain.display}, {name.split('/')[1]}", plain.direction, plain.fmt)
     if name.startswith("lr-"):
         return Metric(name, "learning rate", None, "sci")
+    if name.startswith("start/"):  # the weights init_from started from, on the same test split
+        plain = lookup("test/" + name.removeprefix("start/"))
+        if plain is not None:
+            return Metric(name, f"{plain.display} at the start (init_from)", plain.direction, plain.fmt)
     return None
 
 

@@ -23,6 +23,7 @@ import torch
 from hydra.utils import get_class, instantiate
 from torch import nn
 
+from hwr import bundled
 from hwr.errors import HwrError
 from hwr.preprocess import Preprocessing
 
@@ -145,7 +146,12 @@ def _reason(error: Exception) -> str:
 def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     """The checkpoint at `path`, loaded once with weights-only loading; an HwrError naming
     `key` when it is missing, not a file torch saved, truncated, or not a Lightning checkpoint."""
-    path = Path(path)
+    path = Path(bundled.resolve(path))
+    if not path.is_file() and bundled.is_bundled(path):
+        raise HwrError(
+            f"{key}=bundled: the bundled model is missing from this install ({path}); reinstall hwr, "
+            "rebuild it with scripts/train_bundled.sh, or pass your own checkpoint"
+        )
     if not path.is_file():
         raise HwrError(f"{key}={path} does not exist; pass <run dir>/checkpoints/best.ckpt (or last.ckpt)")
     try:
@@ -165,6 +171,39 @@ def hyper_parameters(ckpt: Mapping[str, Any], path: str | Path) -> dict[str, Any
         raise HwrError(f"{path} has no {', '.join(missing)} in its hyper_parameters: not an hwr checkpoint")
     hparams["class_names"] = [str(c) for c in hparams.get("class_names") or range(hparams["num_classes"])]
     return hparams
+
+
+# What inference and init_from read from a Classifier's settings (the rest is training's).
+INFERENCE_HPARAMS = ("net", "input_shape", "num_classes", "class_names", "tta_shift", "channels_last")
+
+
+def _without_folders(record: Any) -> Any:
+    """A trained-on record with every `data_dir` emptied: where the trainer kept its data means
+    nothing on another machine (a mix source without one reads the data_dir it is given)."""
+    if isinstance(record, Mapping):
+        return {k: None if k == "data_dir" else _without_folders(v) for k, v in record.items()}
+    return record
+
+
+def inference_copy(ckpt: Mapping[str, Any], half: bool = True, folders: bool = False) -> dict[str, Any]:
+    """A training checkpoint cut to what inference and init_from read: the network's weights
+    (float16 when `half`: half the size, float32 again once loaded), its settings and what it
+    was trained on, without the training machine's data folders unless `folders`. No
+    optimiser or loop state: plain containers that weights-only loading reads. This is how
+    the bundled model is made (scripts/bundle_model.py)."""
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).clone()
+        for k, v in ckpt["state_dict"].items()
+        if k.startswith(NET_PREFIX)
+    }
+    hparams = ckpt.get("hyper_parameters") or {}
+    out: dict[str, Any] = {
+        "state_dict": state,
+        "hyper_parameters": {k: hparams[k] for k in INFERENCE_HPARAMS if k in hparams},
+    }
+    if ckpt.get(TRAINED_ON):
+        out[TRAINED_ON] = ckpt[TRAINED_ON] if folders else _without_folders(ckpt[TRAINED_ON])
+    return out
 
 
 def differing_keys(theirs: Mapping[str, Any], ours: Mapping[str, Any]) -> list[str]:
@@ -204,10 +243,11 @@ def trained_on(ckpt: Mapping[str, Any], path: str | Path) -> TrainedOn:
 
 
 def expand_paths(spec: str | Path | Sequence[str]) -> list[str]:
-    """A path, a glob pattern or a list of them -> the checkpoint files, in a stable order."""
+    """A path, a glob pattern or a list of them -> the checkpoint files, in a stable order
+    (`bundled` names the model hwr ships)."""
     paths: list[str] = []
     for item in [spec] if isinstance(spec, str | Path) else list(spec):
-        item = str(item)
+        item = str(bundled.resolve(item))
         if glob.has_magic(item):
             found = sorted(glob.glob(item, recursive=True))
             if not found:

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 import hwr
+from hwr import bundled
 from hwr.errors import HwrError
 from hwr.files import write_text
 from hwr.inference.exported import FORMATS, INPUT_NAME, OUTPUT_NAME, ExportedModel, sidecar_path
@@ -119,9 +120,12 @@ def _write_torchscript(module: nn.Module, example: Any, path: Path) -> None:
 
 
 def default_output(sources: Sequence[str], fmt: str) -> Path:
-    """`<run dir>/export/model.<ext>` for a checkpoint at `<run dir>/checkpoints/best.ckpt`."""
+    """`<run dir>/export/model.<ext>` for a checkpoint at `<run dir>/checkpoints/best.ckpt`
+    (the bundled model, which lives inside the package: `outputs/bundled/export/`)."""
     if len(sources) > 1:
         raise HwrError("an ensemble has no run folder of its own; pass output=<folder>/model" + FORMATS[fmt])
+    if bundled.is_bundled(sources[0]):
+        return (Path("outputs") / "bundled" / "export" / f"model{FORMATS[fmt]}").absolute()
     return Path(sources[0]).resolve().parent.parent / "export" / f"model{FORMATS[fmt]}"
 
 
@@ -176,7 +180,10 @@ def export_model(
 def export_card(trained: TrainedModel, meta: dict[str, Any]) -> str:
     """MODEL_CARD.md beside an export: the run's own card (what its test report wrote) when
     there is one, else what the checkpoint says; then how to use the exported file."""
-    run_card = Path(trained.sources[0]).resolve().parent.parent / "report" / CARD
+    source = Path(trained.sources[0])
+    run_card = source.resolve().parent.parent / "report" / CARD
+    if bundled.is_bundled(source):
+        run_card = bundled.CARD
     if len(trained.sources) == 1 and run_card.is_file():
         text = run_card.read_text().rstrip() + "\n"
     else:

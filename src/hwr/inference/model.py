@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from hwr import bundled
 from hwr.errors import HwrError
 from hwr.inference.checkpoint import (
     ReadOnlyDict,
@@ -231,6 +232,8 @@ class TrainedModel:
     def info(self) -> dict[str, Any]:
         """What the model is: dataset, classes, checkpoints and the test accuracy its run recorded."""
         metrics_file = Path(self.sources[0]).parent.parent / "metrics.json"  # <run>/checkpoints/best.ckpt
+        if bundled.is_bundled(self.sources[0]):
+            metrics_file = bundled.METRICS  # what its card reports, as a run records it
         test_acc = None
         if len(self.sources) == 1 and metrics_file.is_file():
             try:

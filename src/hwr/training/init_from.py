@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from hwr.errors import HwrError
-from hwr.inference.checkpoint import NET_PREFIX, differing_keys, hyper_parameters, read_checkpoint
+from hwr.inference.checkpoint import NET_PREFIX, differing_keys, hyper_parameters, trained_on
 
 log = logging.getLogger("hwr")
 
@@ -27,10 +27,20 @@ def net_differences(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
     return [f"model.net.{k}={theirs.get(k)}".replace(" ", "") for k in differing_keys(theirs, ours)]
 
 
-def init_from(net: nn.Module, path: str | Path, net_cfg: dict[str, Any], classes: Sequence[str]) -> str:
-    """Load the network weights of checkpoint `path` into `net` (built from `net_cfg` for
-    `classes`); a line saying what was kept."""
-    ckpt = read_checkpoint(path, key="init_from")
+def normalisation(data_cfg: Any, ckpt: dict[str, Any], path: str | Path) -> dict[str, float]:
+    """The checkpoint's input normalisation (mean, std), for a data config that sets none: its
+    weights expect inputs scaled as in its own training, whatever this set's statistics."""
+    if data_cfg.get("mean") is not None or data_cfg.get("std") is not None:
+        return {}
+    prep = trained_on(ckpt, path).preprocessing
+    return {"mean": prep.mean, "std": prep.std}
+
+
+def init_from(
+    net: nn.Module, ckpt: dict[str, Any], path: str | Path, net_cfg: dict[str, Any], classes: Sequence[str]
+) -> str:
+    """Load the network weights of checkpoint `ckpt` (read from `path`, read_checkpoint) into
+    `net` (built from `net_cfg` for `classes`); a line saying what was kept."""
     hparams = hyper_parameters(ckpt, path)
     differ = net_differences(hparams["net"], net_cfg)
     if differ:

@@ -201,6 +201,7 @@ $("undo").addEventListener("click", () => historyAction(undo));
 $("redo").addEventListener("click", () => historyAction(redo));
 
 document.addEventListener("keydown", (event) => {
+  if (event.target.matches("input[type=text]")) return; // typing a label (collect.js), not a command
   const key = event.key.toLowerCase();
   const command = event.ctrlKey || event.metaKey; // Ctrl, or Cmd on a Mac
   let action = null;
