@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_BYTES = 10 * 1000 * 1000
 # the card's figures: (eval run, metric, what was tested)
 FIGURES = (
-    ("own", "test/emnist/acc", "EMNIST ByClass, carved test file"),
+    ("own", "test/emnist/acc", "EMNIST ByClass, {carved}test file"),
     ("own", "test/english/acc", "English Hnd, stratified test split"),
     ("own", "test/acc", "both together"),
     ("mnist", "test/acc", "MNIST test set, as MNIST frames its digits (never trained on)"),
@@ -62,15 +62,30 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({platform.machine()}), {gpu}"
 
 
+def overrides(run: Path) -> list[str]:
+    return [str(a) for a in yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text()) or []]
+
+
+def is_carved(run: Path) -> bool:
+    """Whether the run read carved EMNIST files (their folder says so, as hwr's cards assume)."""
+    return any("data_dir=" in a and "carved" in a.lower() for a in overrides(run))
+
+
 def placeholder_command(run: Path) -> str:
     """The run's command with its data folders as placeholders: the card is read elsewhere."""
-    args = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text()) or []
+    emnist = "<folder with the carved EMNIST/>" if is_carved(run) else "<folder with EMNIST/>"
     shown = [
-        f"{a.split('=', 1)[0]}=<folder with the carved EMNIST/>" if "data_dir=" in a else a
-        for a in map(str, args)
+        f"{a.split('=', 1)[0]}={emnist}" if "data_dir=" in a else a
+        for a in overrides(run)
         if not a.startswith(("hydra.run.dir=", "trainer="))
     ]
     return " ".join(["hwr", "train", *(shlex.quote(a) for a in shown)])
+
+
+def figures(run: Path) -> list[tuple[str, str, str]]:
+    """FIGURES with the EMNIST row named for what the run read."""
+    carved = "carved " if is_carved(run) else ""
+    return [(which, key, label.format(carved=carved)) for which, key, label in FIGURES]
 
 
 def evaluate(ckpt: Path, name: str, out: Path, *overrides: str) -> dict:
@@ -104,7 +119,7 @@ def card(run: Path, shipped: dict, results: dict, size: int) -> str:
         data=trained,
         net=shipped["hyper_parameters"]["net"],
         num_params=record.get("num_params"),
-        carved=True,
+        carved=is_carved(run),
         command=placeholder_command(run),
         metrics={
             **{k: v for k, v in own.items() if k.startswith("test/")},
@@ -119,7 +134,7 @@ def card(run: Path, shipped: dict, results: dict, size: int) -> str:
     rows = [
         f"| {label} | {100 * results[which][key]:.2f}% | "
         f"{100 * results[which].get(key.replace('/acc', '/acc_casefold'), float('nan')):.2f}% |"
-        for which, key, label in FIGURES
+        for which, key, label in figures(run)
         if key in results.get(which, {})
     ]
     minutes = record.get("train_time_s", 0) / 60
@@ -145,7 +160,7 @@ def card(run: Path, shipped: dict, results: dict, size: int) -> str:
         f"- {record.get('epochs')} epochs, {minutes:.0f} minutes of training "
         f"({record.get('wall_time_s', 0) / 60:.0f} in all), seed {record.get('seed')}, on {machine()}.",
         "- Rebuild: `HWR_DATA_DIR=<datasets> bash scripts/train_bundled.sh "
-        "data.sources.emnist.data_dir=<folder with the carved EMNIST/>` (on a GPU when there is one).",
+        "data.sources.emnist.data_dir=<folder with EMNIST/>` (on a GPU when there is one).",
         "",
         "## More limits",
         "",
@@ -180,10 +195,10 @@ def main() -> None:
             f"error: the bundled model would be {size / 1e6:.1f} MB, over 10 MB: use a smaller net"
         )
     write_text(args.out / bundled.CARD.name, card(run, shipped, results, size), "the model card")
-    figures = {k: v for k, v in results["own"].items() if k.startswith("test/")}
-    figures |= {f"mnist/{k}": v for k, v in results["mnist"].items() if k.startswith("test/")}
-    write_text(args.out / bundled.METRICS.name, json.dumps(figures, indent=1) + "\n", "its figures")
-    for which, key, label in FIGURES:
+    record = {k: v for k, v in results["own"].items() if k.startswith("test/")}
+    record |= {f"mnist/{k}": v for k, v in results["mnist"].items() if k.startswith("test/")}
+    write_text(args.out / bundled.METRICS.name, json.dumps(record, indent=1) + "\n", "its figures")
+    for which, key, label in figures(run):
         if key in results.get(which, {}):
             print(f"{label:45s} {100 * results[which][key]:6.2f}%")
     print(f"wrote {target} ({size / 1e6:.2f} MB), its card and metrics.json in {args.out}")

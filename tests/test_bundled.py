@@ -163,3 +163,27 @@ def test_init_from_bundled_with_another_network_says_what_to_add(data_dir, tmp_p
     message = str(caught.value)
     assert message.startswith("init_from=bundled holds a network built otherwise") and "\n" not in message
     assert "model.net.channels=[32,64,128]" in message
+
+
+@pytest.mark.slow  # trains a few steps, then eval.py twice: processes
+def test_train_bundled_rebuilds_the_model_its_card_and_figures(data_dir, tmp_path):
+    """scripts/train_bundled.sh on the fixture (a tiny EMNIST split, two batches): the model,
+    card and figures land in BUNDLE_OUT, never in the package."""
+    out = tmp_path / "out"
+    env = {**os.environ, "HWR_DATA_DIR": str(data_dir), "HWR_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHON": sys.executable, "BUNDLE_OUT": str(out), "BUNDLE_RUN": str(tmp_path / "run")}  # fmt: skip
+    shipped = bundled.WEIGHTS.read_bytes()
+    run = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "train_bundled.sh"), "data.sources.emnist.split=balanced",
+         "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "callbacks.progress_bar=null"],
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert bundled.WEIGHTS.read_bytes() == shipped  # the package's model is untouched
+    model = TrainedModel.load(out / "chars62.pt", "cpu")
+    figures = json.loads((out / "metrics.json").read_text())
+    assert 0 <= figures["test/acc"] <= 1 and "mnist/test/acc" in figures
+    card = (out / "MODEL_CARD.md").read_text()
+    assert f"| EMNIST ByClass, test file | {100 * figures['test/emnist/acc']:.2f}% |" in card
+    assert "hwr train experiment=chars62_cnn data.sources.emnist.split=balanced" in card
+    assert str(data_dir) not in card and len(model.classes) > 5
