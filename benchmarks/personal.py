@@ -3,8 +3,8 @@
     HWR_DATA_DIR=<datasets> uv run benchmarks/personal.py --emnist-dir <carved> [--per-class 12]
 
 A simulated person writes four characters in continental styles that EMNIST's and English
-Hnd's writers rarely use: a 1 with a long flag (read as 7 half the time), a crossed 7, a
-crossed z and an open-top 4. Each is drawn `--per-class` times with every corner moved a
+Hnd's writers rarely use: a 1 with a long flag, a crossed 7, a crossed z (which the bundled
+model reads as Z) and an open-top 4. Each is drawn `--per-class` times with every corner moved a
 little, stored as the page stores corrections (hwr.web.collect); then `train.py
 experiment=personal data.folder=<it>` fine-tunes the bundled model with a replay of EMNIST and
 English. The table: test accuracy on the person's held-out drawings and on the base test sets,
