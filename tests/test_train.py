@@ -44,8 +44,10 @@ def test_experiment_configs_run(data_dir, tmp_path, experiment):
     """Each named experiment composes and instantiates (one batch each on the fixtures)."""
     # fp32: mnist_speedrun asks for bf16, emulated (slow) on most CPUs; tests/test_speed.py trains it
     overrides = [f"experiment={experiment}", "debug=fdr", "trainer.precision=32-true"]
-    if experiment == "chars62_cnn":  # the fixtures' EMNIST is Balanced (ByClass in real use)
+    if experiment in ("chars62_cnn", "personal"):  # the fixtures' EMNIST is Balanced (ByClass in real use)
         overrides.append("data.sources.emnist.split=balanced")
+    if experiment == "personal":  # a person's folder: the English fixture stands in
+        overrides.append(f"data.folder={data_dir / 'english'}")
     cfg = make_config("train", overrides, data_dir, tmp_path / "run")
     assert cfg.data._target_.startswith("hwr.data.") and cfg.model.net._target_.startswith("hwr.models.")
     metrics = train(cfg)
