@@ -69,6 +69,7 @@ def test_the_bundled_model_is_small_weights_only_and_names_no_folder():
     floats = [v for v in ckpt["state_dict"].values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats)
     assert set(ckpt) == {"state_dict", "hyper_parameters", TRAINED_ON}  # no optimiser, no loops
+    assert ckpt["hyper_parameters"]["label_smoothing"] == 0.1  # eval's test/loss is the run's
     assert folders(ckpt[TRAINED_ON]) == []
     model = TrainedModel.load("bundled", "cpu")
     assert "".join(model.classes) == string.digits + string.ascii_uppercase + string.ascii_lowercase

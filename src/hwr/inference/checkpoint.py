@@ -173,8 +173,17 @@ def hyper_parameters(ckpt: Mapping[str, Any], path: str | Path) -> dict[str, Any
     return hparams
 
 
-# What inference and init_from read from a Classifier's settings (the rest is training's).
-INFERENCE_HPARAMS = ("net", "input_shape", "num_classes", "class_names", "tta_shift", "channels_last")
+# What inference, testing and init_from read from a Classifier's settings (the rest is
+# training's); label_smoothing: the test loss is computed as the training run's
+INFERENCE_HPARAMS = (
+    "net",
+    "input_shape",
+    "num_classes",
+    "class_names",
+    "tta_shift",
+    "channels_last",
+    "label_smoothing",
+)
 
 
 def _without_folders(record: Any) -> Any:
