@@ -13,7 +13,6 @@ weights are stored in float16: half the size, and float32 again once loaded into
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,9 @@ CARD = FOLDER / "MODEL_CARD.md"
 METRICS = FOLDER / "metrics.json"  # its test figures (the card's), as a run's metrics.json
 
 
-def resolve(spec: Any) -> Any:
-    """A `ckpt_path` / `init_from` as given, with `bundled` replaced by the bundled file's
-    path (in a list too); anything else is returned as it is."""
-    if isinstance(spec, str | Path):
-        return str(WEIGHTS) if str(spec) == NAME else spec
-    if isinstance(spec, Sequence):
-        return [resolve(item) for item in spec]
-    return spec
+def resolve(spec: str | Path) -> str | Path:
+    """One checkpoint path as given, with `bundled` replaced by the bundled file's path."""
+    return str(WEIGHTS) if str(spec) == NAME else spec
 
 
 def is_bundled(path: str | Path) -> bool:

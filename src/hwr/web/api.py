@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from hwr.evaluation.casefold import confusable_groups, fold_members
 from hwr.evaluation.names import lookalike_names
 from hwr.inference.model import TrainedModel
 from hwr.web.collect import Collection
-from hwr.web.uploads import MB, fail, image_bytes, read_body, upload_image
+from hwr.web.uploads import MB, fail, image_bytes, json_image, json_object, read_body, upload_image
 
 WEB_DIR = Path(__file__).resolve().parent  # index.html, app.js, style.css
 # Room for multipart headers or a data: URL prefix on top of the image itself.
@@ -94,12 +93,13 @@ def collect_upload(
     model: TrainedModel, collection: Collection, body: bytes, max_upload_bytes: int
 ) -> dict[str, Any]:
     """Store one correction (`{"image": ..., "label": ...}`): the JSON of /api/collect."""
-    data, name = image_bytes(body, "application/json")  # a JSON object with an image field
+    payload = json_object(body)  # parsed once: the image and the label
+    data = json_image(payload)
     try:
-        label = collection.check(json.loads(body).get("label"))
+        label = collection.check(payload.get("label"))
     except HwrError as e:
         raise fail(422, str(e)) from None
-    image = upload_image(data, name, max_upload_bytes)
+    image = upload_image(data, "image", max_upload_bytes)
     seen = model.preprocessing.pixels(image)
     if not seen.any():
         raise fail(422, "the drawing is blank: draw the character, then say what it is")

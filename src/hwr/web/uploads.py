@@ -118,6 +118,33 @@ async def read_body(request: Request, limit: int, too_big: str) -> bytes:
     return bytes(body)
 
 
+def json_object(body: bytes) -> dict[str, Any]:
+    """A JSON body that must be an object (`{"image": ...}`), or a 4xx saying what it is."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise fail(400, f"the body is not valid JSON ({e})") from e
+    if not isinstance(payload, dict):
+        kind = type(payload).__name__
+        raise fail(
+            422, f'the JSON body is a {kind}; send an object: {{"image": "<base64 PNG or data: URL>"}}'
+        )
+    return payload
+
+
+def json_image(payload: dict[str, Any]) -> bytes:
+    """The image bytes of a JSON object's `image` field (base64 or a data: URL)."""
+    if "image" not in payload:
+        raise fail(422, 'missing field \'image\': send {"image": "<base64 PNG or data: URL>"}')
+    if not isinstance(payload["image"], str):
+        kind = type(payload["image"]).__name__
+        raise fail(
+            422,
+            f'field \'image\' is a {kind}, not a string: send {{"image": "<base64 PNG or data: URL>"}}',
+        )
+    return decode_base64(payload["image"])
+
+
 def image_bytes(body: bytes, content_type: str) -> tuple[bytes, str]:
     """(image bytes, a name for messages) from a body of any accepted content type."""
     media = content_type.split(";")[0].strip().lower()
@@ -129,24 +156,7 @@ def image_bytes(body: bytes, content_type: str) -> tuple[bytes, str]:
             raise fail(415, f"the file is {part.content_type}, not an image; send a PNG or JPEG")
         return bytes(part.data), "file"
     if media == "application/json":
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise fail(400, f"the body is not valid JSON ({e})") from e
-        if not isinstance(payload, dict):
-            kind = type(payload).__name__
-            raise fail(
-                422, f'the JSON body is a {kind}; send an object: {{"image": "<base64 PNG or data: URL>"}}'
-            )
-        if "image" not in payload:
-            raise fail(422, 'missing field \'image\': send {"image": "<base64 PNG or data: URL>"}')
-        if not isinstance(payload["image"], str):
-            kind = type(payload["image"]).__name__
-            raise fail(
-                422,
-                f'field \'image\' is a {kind}, not a string: send {{"image": "<base64 PNG or data: URL>"}}',
-            )
-        return decode_base64(payload["image"]), "image"
+        return json_image(json_object(body)), "image"
     if media.startswith("image/"):
         return body, "body"
     raise fail(
