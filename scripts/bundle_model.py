@@ -44,9 +44,10 @@ FIGURES = (
     ("mnist", "test/acc", "MNIST test set, as MNIST frames its digits (never trained on)"),
 )
 LIMITS = (
-    "Photographed characters on uneven paper (a shadow, a gradient), with a paper edge along "
-    "the crop, or with strokes much lighter than the rest are preprocessed poorly and read worse "
-    "than scans or drawings.",
+    "Photographed characters: shaded paper, a paper edge along the crop and strokes lighter than "
+    "the rest are corrected before it reads them (in the redrawn-crop check each keeps at least "
+    "97% of its accuracy on the scans; docs/results.md), but a sharp shadow edge across the "
+    "character, a paper edge that touches it, and pieces of a broken edge line are not.",
     "Digits and letters that look alike (0/O/o, 1/I/l, s/S and the other case pairs) cannot be "
     "told apart from one character alone: predict's JSON and the page give the case-folded "
     "group's probability (`casefold`) for that reason.",

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from hwr.data.folder import scan_folder
-from hwr.preprocess import ink_on_black
+from hwr.paper import ink_on_black
 
 PAIRS = "cklmopsuvwxyz"
 

@@ -21,9 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFilter, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from hwr.errors import HwrError
+from hwr.paper import (
+    INK_THRESHOLD,
+    dilate,
+    drop_edge_lines,
+    even_strokes,
+    ink_on_black,
+    remove_background,
+    stroke_width,
+)
 
 # The image files hwr reads (datasets in folders, predict's inputs): what Pillow decodes.
 IMAGE_SUFFIXES = frozenset(
@@ -32,8 +41,6 @@ IMAGE_SUFFIXES = frozenset(
 
 # Working resolution for cropping: large enough to keep thin strokes, small enough to be fast.
 _WORK_SIZE = 256
-# A pixel counts as ink when it is at least this share of the way from background to ink.
-_INK_THRESHOLD = 0.25
 # Uploads and predictions thicken strokes thinner than this (output px). The training sets'
 # thinnest strokes: MNIST 2.1 px and English 2.8 px (5th percentile), so a 1 px pen line drawn on
 # a big canvas is brought into the range the models have seen instead of fading to grey.
@@ -42,72 +49,8 @@ MIN_STROKE = 2.0
 MAX_PIXELS = 40_000_000
 
 
-def ink_on_black(gray: np.ndarray) -> np.ndarray:
-    """Return a uint8 image with light ink on a dark background, inverting when ink is darker.
-
-    The background is the median of the outer one-pixel border; the ink is on whichever side
-    of it the image reaches further (a tie: a light background means dark ink). That also
-    handles mid-grey and coloured backgrounds, where a fixed 127 cut would guess wrong.
-    """
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    background = float(np.median(border))
-    darker, lighter = background - float(gray.min()), float(gray.max()) - background
-    return 255 - gray if darker > lighter or (darker == lighter and background > 127) else gray
-
-
-def _median3(image: np.ndarray) -> np.ndarray:
-    """3x3 median filter (edges replicated): removes salt-and-pepper specks, keeps strokes.
-
-    Pillow's MedianFilter on a float image: bit-identical to the numpy median of the nine
-    shifted views it replaced, and faster (9 vs 15 ms on a 256 px image on a 2-core CPU)."""
-    return np.asarray(Image.fromarray(image.astype(np.float32), mode="F").filter(ImageFilter.MedianFilter(3)))
-
-
-def remove_background(ink: np.ndarray) -> np.ndarray:
-    """Subtract the background level (and, on a noisy image, its noise) so it becomes 0.
-
-    A clean scan or canvas has a flat background (median absolute deviation 0) and is only
-    shifted; a photo or noisy scan is median-filtered and cut at 3 sigma above its paper.
-
-    The paper is read from the outer border (and the whole image, whichever is darker): a
-    tight crop of a character can be half ink, and the median of all its pixels would then be
-    ink, wiping the character out (117 of 868 English test images redrawn as tight crops came
-    out blank that way; scripts/redrawn_check.py).
-    """
-    border = np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
-    background = min(float(np.median(border)), float(np.median(ink)))
-    spread = float(np.median(np.abs(border - background)))
-    if spread > 0:
-        ink = _median3(ink)
-        background += 3 * 1.4826 * spread  # 1.4826 * MAD estimates sigma for Gaussian noise
-    return np.clip(ink - background, 0, None)
-
-
-def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width in pixels of a boolean ink mask: 2 * area / boundary length."""
-    area = int(mask.sum())
-    if area == 0:
-        return 0.0
-    p = np.pad(mask, 1)
-    inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-    return 2 * area / max(1, area - int(inner.sum()))
-
-
-def _dilate(image: np.ndarray, k: int) -> np.ndarray:
-    """Grey dilation with a k x k square (k odd): thickens strokes by k - 1 px.
-
-    Separable, as k shifted maxima per axis. Pillow's MaxFilter gives the same values but is
-    not separable: 36 ms for k=7 on a 256 px image against 0.8 ms here (and 13 ms as three
-    3x3 passes), so the numpy version stays.
-    """
-    p = np.pad(image, k // 2)
-    h, w = p.shape
-    rows = np.maximum.reduce([p[i : h - k + 1 + i] for i in range(k)])
-    return np.maximum.reduce([rows[:, i : w - k + 1 + i] for i in range(k)])
-
-
 def _ink_box(ink: np.ndarray) -> tuple[slice, slice]:
-    mask = ink >= _INK_THRESHOLD * 255
+    mask = ink >= INK_THRESHOLD * 255
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
@@ -134,10 +77,12 @@ def preprocess_image(
     """Any PIL image of one character -> uint8 [image_size, image_size], ink white on black.
 
     Steps: composite transparency on white, grayscale, shrink large images to a working
-    size, fix polarity, remove the background (denoising a noisy one), stretch contrast so the
-    darkest ink is 255, crop to the ink's bounding box, pad to a square (aspect ratio kept),
-    resize into a `box`-pixel square (default `image_size - 2 * margin`), place it centred by
-    its box or, with `center="mass"`, by its centre of mass. A blank image stays blank.
+    size, then find the ink (`hwr.paper`: fix polarity, flatten shaded paper, remove the
+    background, denoising a noisy one), stretch contrast so the darkest ink is 255, drop paper
+    edge lines along the borders, lift light strokes to full ink, crop to the ink's bounding
+    box, pad to a square (aspect ratio kept), resize into a `box`-pixel square (default
+    `image_size - 2 * margin`), place it centred by its box or, with `center="mass"`, by its
+    centre of mass. A blank image stays blank.
 
     `min_box` (a share of the image's shorter side) keeps small characters small: the square
     is at least that big, so an "o" written at a third of the page height stays smaller in
@@ -156,14 +101,18 @@ def preprocess_image(
     if peak <= 0:
         return out
     ink *= 255.0 / peak
+    ink = drop_edge_lines(ink)
+    if 0 < ink.max() < 255:  # the dropped line was the darkest ink: stretch what is left
+        ink *= 255.0 / ink.max()
+    ink = even_strokes(ink)
     inner = box or image_size - 2 * margin
     rows, cols = _ink_box(ink)
     side = max(rows.stop - rows.start, cols.stop - cols.start, int(min_box * min(gray.size)))
     if min_stroke > 0:
         # Strokes that would come out thinner than min_stroke are dilated at working resolution.
-        missing = min_stroke * side / inner - stroke_width(ink[rows, cols] >= _INK_THRESHOLD * 255)
+        missing = min_stroke * side / inner - stroke_width(ink[rows, cols] >= INK_THRESHOLD * 255)
         if missing > 0.5:
-            ink = _dilate(ink, 2 * int(np.ceil(missing / 2)) + 1)
+            ink = dilate(ink, 2 * int(np.ceil(missing / 2)) + 1)
             rows, cols = _ink_box(ink)
             side = max(rows.stop - rows.start, cols.stop - cols.start, side)
     ink = ink[rows, cols]

@@ -33,7 +33,8 @@ from hwr.preprocess import Preprocessing
 
 log = logging.getLogger("hwr")
 __all__ = ["CHARS74K_CLASSES", "FolderDataModule", "decode_all", "default_cache_dir", "scan_folder"]
-CACHE_VERSION = 2  # bump when preprocess_image changes what it produces (2: paper from the border)
+# bump when preprocess_image changes what it produces (2: paper from the border; 3: hwr.paper's steps)
+CACHE_VERSION = 3
 
 
 def default_cache_dir() -> Path:
