@@ -417,6 +417,21 @@ def test_model_card_says_what_the_model_is_and_what_it_confuses():
     assert class_summary(["0", "1", "cat"]) == "0, 1, cat"
 
 
+def test_model_card_of_a_mix_names_each_source_and_its_weight():
+    emnist = {"class_path": "hwr.data.emnist.EMNISTDataModule", "split": {"seed": 42, "split": "byclass"}}
+    english = {"class_path": "hwr.data.english.EnglishDataModule", "split": {"test_fraction": 0.25}}
+    english["split"]["csv"] = None  # unset settings are left out
+    split = {"sources": {"emnist": emnist, "english": english}, "weights": {"emnist": 1.0, "english": 2.0}}
+    data = {"name": "mix", "class_path": "hwr.data.mix.MixDataModule", "classes": CLASSES_62}
+    facts = CardFacts(network="CNN", data=data | {"split": split | {"image_size": 28}}, net={})
+    card = model_card(facts)
+    mix = "- Dataset: `mix` (`hwr.data.mix.MixDataModule`), drawn emnist 1 : english 2; image_size=28:"
+    assert mix in card
+    assert "  - `emnist`: `hwr.data.emnist.EMNISTDataModule`, split settings: seed=42, split=byclass." in card
+    assert "  - `english`: `hwr.data.english.EnglishDataModule`, split settings: test_fraction=0.25." in card
+    assert "{'" not in card  # no dict printed as Python writes it
+
+
 def _results_script():
     import importlib.util
     from pathlib import Path

@@ -87,6 +87,7 @@ def test_health_and_info(client, english_run):
     assert client.get("/healthz").json() == {"status": "ok"}
     info = client.get("/api/info").json()
     assert info["dataset"] == "english" and info["num_classes"] == 5 and info["classes"] == list("0AZab")
+    assert info["sources"] == []  # not a mix
     assert info["test_acc"] == pytest.approx(metrics["test/acc"])
     assert "checkpoints" not in info  # server paths stay private
     assert info["lookalike_names"] == {}  # 0 is the only member of its group here (no O, o)
@@ -98,6 +99,7 @@ def test_health_and_info(client, english_run):
     assert (
         ckpt["name"] == "best.ckpt" and ckpt["modified"].startswith(stamp) and ckpt["modified"].endswith("Z")
     )
+    assert ckpt["bundled"] is False
     page = client.get("/")
     assert page.status_code == 200 and 'id="canvas"' in page.text
     head = client.head("/")
@@ -543,7 +545,10 @@ def bundled_url(one_thread):
 
 @pytest.mark.slow  # starts Chromium
 def test_page_reads_characters_drawn_with_the_mouse_by_the_bundled_model(browser, bundled_url):
-    page = open_page(browser, bundled_url, "mix")
+    page = open_page(browser, bundled_url, "emnist + english")
+    # which model answers, in words: its sources, not "mix", and the bundled model by name
+    assert page.text_content("#info").startswith("CNN trained on emnist + english: 62 classes")
+    assert page.text_content("#checkpoint") == "the bundled model (chars62.pt, hwr/bundled/MODEL_CARD.md)"
     strokes = {
         "7": SEVEN,
         "L": [(90, 50), (90, 230), (200, 230)],

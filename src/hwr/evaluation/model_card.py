@@ -74,6 +74,21 @@ def _net_line(net: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in shown.items()) or "defaults"
 
 
+def _data_lines(name: str, class_path: str, split: Mapping[str, Any]) -> list[str]:
+    """The dataset and its split settings; a mix as one line per source and its weight."""
+    sources = split.get("sources")
+    if not isinstance(sources, Mapping):
+        return [f"- Dataset: `{name}` (`{class_path}`), split settings: {_net_line(split)}."]
+    weights = split.get("weights") or {}
+    rest = {k: v for k, v in split.items() if k not in ("sources", "weights")}
+    drawn = " : ".join(f"{k} {weights[k]:g}" for k in sources if k in weights)
+    out = [f"- Dataset: `{name}` (`{class_path}`), drawn {drawn}; {_net_line(rest)}:"]
+    for key, source in sources.items():
+        settings = {k: v for k, v in (source.get("split") or {}).items() if v is not None}
+        out.append(f"  - `{key}`: `{source.get('class_path', '?')}`, split settings: {_net_line(settings)}.")
+    return out
+
+
 def _limits(facts: CardFacts, names: Sequence[str]) -> list[str]:
     shape = facts.data.get("input_shape") or [1, "?", "?"]
     out = [
@@ -117,8 +132,7 @@ def model_card(facts: CardFacts) -> str:
     if facts.checkpoint:
         lines.append(f"- Checkpoint: `{facts.checkpoint}`.")
     lines += ["", "## Data it saw", ""]
-    lines.append(f"- Dataset: `{data_name}` (`{facts.data.get('class_path', '?')}`), split settings: "
-                 f"{_net_line(facts.data.get('split') or {})}.")  # fmt: skip
+    lines += _data_lines(data_name, facts.data.get("class_path", "?"), facts.data.get("split") or {})
     if facts.splits:
         sizes = ", ".join(f"{k} {v:,}" for k, v in facts.splits.items())
         lines.append(f"- Images: {sizes} (validation is held out of the training pool).")

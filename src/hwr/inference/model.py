@@ -9,7 +9,7 @@ another test-time shift is another object (`with_tta`).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,8 +240,10 @@ class TrainedModel:
                 test_acc = json.loads(metrics_file.read_text()).get("test/acc")
             except (OSError, ValueError):
                 test_acc = None
+        sources = self.trained_on.split.get("sources")
         return {
             "dataset": self.trained_on.name,
+            "sources": list(sources) if isinstance(sources, Mapping) else [],  # a mix's, by name
             "datamodule": self.trained_on.class_path,
             "model": type(self.net).__name__,
             "classes": self.class_names,

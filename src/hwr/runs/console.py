@@ -176,8 +176,9 @@ def describe_model(info: Mapping[str, Any]) -> str:
     """One line: which model is served, trained on what, how good it was, from where."""
     accuracy = "test/acc not recorded" if info["test_acc"] is None else f"test/acc {info['test_acc']:.2%}"
     sources = ", ".join(info["checkpoints"])
+    data = " + ".join(info.get("sources") or []) or info["dataset"]  # a mix by its sources
     return (
-        f"serving {info['model']} trained on {info['dataset']} ({info['num_classes']} classes, {accuracy}, "
+        f"serving {info['model']} trained on {data} ({info['num_classes']} classes, {accuracy}, "
         f"tta_shift={info['tta_shift']}, {info['device']}) from {sources}"
     )
 

@@ -26,6 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
+from hwr import bundled
 from hwr.errors import HwrError
 from hwr.evaluation.casefold import confusable_groups, fold_members
 from hwr.evaluation.names import lookalike_names
@@ -41,10 +42,10 @@ PRIVATE_INFO = ("checkpoints",)
 log = logging.getLogger("hwr")
 
 
-def checkpoint_files(sources: Sequence[str]) -> list[dict[str, str | None]]:
-    """The checkpoint files' names and modification times (UTC, ISO 8601): which model is loaded,
-    without saying where the server keeps it."""
-    files: list[dict[str, str | None]] = []
+def checkpoint_files(sources: Sequence[str]) -> list[dict[str, Any]]:
+    """The checkpoint files' names and modification times (UTC, ISO 8601), and whether each is
+    the bundled model: which model is loaded, without saying where the server keeps it."""
+    files: list[dict[str, Any]] = []
     for source in sources:
         path = Path(source)
         try:
@@ -52,7 +53,7 @@ def checkpoint_files(sources: Sequence[str]) -> list[dict[str, str | None]]:
             modified: str | None = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
         except OSError:  # loaded, then moved or deleted: the name still says which one
             modified = None
-        files.append({"name": path.name, "modified": modified})
+        files.append({"name": path.name, "modified": modified, "bundled": bundled.is_bundled(path)})
     return files
 
 

@@ -251,8 +251,14 @@ $("upload").addEventListener("change", async () => {
 
 function describeCheckpoints(files) {
   if (!files || !files.length) return "";
-  const one = (f) => (f.modified ? `${f.name} (${f.modified.slice(0, 16).replace("T", " ")} UTC)` : f.name);
-  return files.length === 1 ? `checkpoint ${one(files[0])}` : `ensemble of ${files.map(one).join(", ")}`;
+  const one = (f) =>
+    f.bundled
+      ? `the bundled model (${f.name}, hwr/bundled/MODEL_CARD.md)`
+      : f.modified
+        ? `${f.name} (${f.modified.slice(0, 16).replace("T", " ")} UTC)`
+        : f.name;
+  if (files.length > 1) return `ensemble of ${files.map(one).join(", ")}`;
+  return files[0].bundled ? one(files[0]) : `checkpoint ${one(files[0])}`;
 }
 
 async function loadInfo() {
@@ -262,8 +268,9 @@ async function loadInfo() {
     GROUP = {};
     for (const group of info.confusable_groups || []) for (const label of group) GROUP[label] = group;
     const accuracy = info.test_acc == null ? "not recorded" : `${(info.test_acc * 100).toFixed(1)}%`;
+    const data = info.sources && info.sources.length ? info.sources.join(" + ") : info.dataset;
     $("info").textContent =
-      `${info.model} trained on ${info.dataset}: ${info.num_classes} classes, test accuracy ${accuracy}`;
+      `${info.model} trained on ${data}: ${info.num_classes} classes, test accuracy ${accuracy}`;
     $("checkpoint").textContent = describeCheckpoints(info.checkpoint_files);
   } catch (error) {
     $("info").textContent = `model info unavailable (${error.message})`;
