@@ -7,7 +7,9 @@ character drawn cleanly.
 
 from __future__ import annotations
 
+import importlib.util
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +142,21 @@ def test_jpeg_noise_on_grey_paper_reads_like_clean():
     out = PREP.pixels(Image.open(io.BytesIO(buffer.getvalue())))
     assert agreement(out, clean) > 0.8
     assert (out[clean == 0] > 64).mean() < 0.02  # the paper stays black
+
+
+def test_the_photo_steps_benchmark_finds_clean_scans_unchanged(data_dir, capsys):
+    """benchmarks/photo_steps.py on the fixture's English scans: none changed; and its arm
+    without the steps really is without them (a shaded photo then reads differently)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "photo_steps.py"
+    spec = importlib.util.spec_from_file_location("photo_steps", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--data-dir", str(data_dir)])
+    out = capsys.readouterr().out
+    assert " English Hnd scans; 0 come out different with the photograph steps" in out
+    assert "ms a scan with them" in out
+    shaded = photo(letter_e(), paper=shading((200, 150), "diagonal"))
+    with bench.without_photo_steps():
+        before = PREP.pixels(shaded)
+    assert agreement(before, PREP.pixels(shaded)) < 0.5
+    assert agreement(PREP.pixels(shaded), PREP.pixels(photo(letter_e()))) > 0.85  # restored after
