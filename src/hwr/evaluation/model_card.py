@@ -82,7 +82,8 @@ def _data_lines(name: str, class_path: str, split: Mapping[str, Any]) -> list[st
     weights = split.get("weights") or {}
     rest = {k: v for k, v in split.items() if k not in ("sources", "weights")}
     drawn = " : ".join(f"{k} {weights[k]:g}" for k in sources if k in weights)
-    out = [f"- Dataset: `{name}` (`{class_path}`), drawn {drawn}; {_net_line(rest)}:"]
+    drawn = f", drawn {drawn}" if drawn else ""
+    out = [f"- Dataset: `{name}` (`{class_path}`){drawn}; {_net_line(rest)}:"]
     for key, source in sources.items():
         settings = {k: v for k, v in (source.get("split") or {}).items() if v is not None}
         out.append(f"  - `{key}`: `{source.get('class_path', '?')}`, split settings: {_net_line(settings)}.")
