@@ -57,14 +57,15 @@ def flatten_paper(ink: np.ndarray) -> np.ndarray:
     h, w = ink.shape
     if min(h, w) < 8:
         return ink  # too small to tell shading from ink
-    y, x = np.indices(ink.shape, dtype=np.float32)
     width = max(1, round(0.03 * min(h, w)))
-    ring = (np.minimum(y, h - 1 - y) < width) | (np.minimum(x, w - 1 - x) < width)
+    ring = np.zeros((h, w), dtype=bool)
+    ring[:width] = ring[-width:] = ring[:, :width] = ring[:, -width:] = True
     values = ink[ring].astype(np.float64)
     spread = 1.4826 * float(np.median(np.abs(values - np.median(values))))
     if spread == 0:
-        return ink  # flat paper
-    design = _quadratic(y[ring] / h * 2 - 1, x[ring] / w * 2 - 1)
+        return ink  # flat paper: most pictures stop here, before any fitting
+    ry, rx = (i.astype(np.float32) for i in np.nonzero(ring))
+    design = _quadratic(ry / h * 2 - 1, rx / w * 2 - 1)
     keep = np.ones(len(values), dtype=bool)
     for _ in range(8):
         coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
@@ -76,11 +77,12 @@ def flatten_paper(ink: np.ndarray) -> np.ndarray:
         if (new_keep == keep).all():
             break
         keep = new_keep
+    if sigma > 0.5 * spread:
+        return ink  # the surface does not explain the ring: noise, not shading
+    y, x = np.indices(ink.shape, dtype=np.float32)
     surface = (_quadratic(y / h * 2 - 1, x / w * 2 - 1) @ coef.astype(np.float32)).reshape(h, w)
     shading = surface - surface.min()
-    if float(shading.max()) < max(_SHADING_MIN, 3 * sigma) or sigma > 0.5 * spread:
-        return ink  # no shading to speak of, or the surface does not explain the ring
-    return ink - shading
+    return ink if float(shading.max()) < max(_SHADING_MIN, 3 * sigma) else ink - shading
 
 
 def _quadratic(y: np.ndarray, x: np.ndarray) -> np.ndarray:
