@@ -74,6 +74,18 @@ LOOKS = {
 }
 
 
+def known_look(look: str) -> str:
+    """`look`, or a one-line error naming the looks there are."""
+    if look not in LOOKS:
+        raise HwrError(f"unknown look {look!r}; choose from {', '.join(LOOKS)}")
+    return look
+
+
+def _accuracy(guesses: Sequence, files: Sequence[tuple[Path, str]]) -> float:
+    """The share of predictions (anything with `.label`) that name the file's class."""
+    return float(np.mean([g.label == label for g, (_, label) in zip(guesses, files, strict=True)]))
+
+
 def _tight_ink(path: Path, rng: np.random.Generator, size: int) -> np.ndarray:
     """One scan (dark ink on white) -> its ink cropped tight, longer side 0.75-1.25 x `size` px,
     as darkness in [0, 1] with the darkest pixel at 1."""
@@ -124,8 +136,7 @@ def redraw(
     """One scan (dark ink on white) -> a tight crop, longer side 0.75-1.25 x `size` px, 1-2 px
     pad, on `paper`-grey paper with black at paper * (1 - contrast), plus mild noise; `look`
     (one of LOOKS) adds one photographed fault."""
-    if look not in LOOKS:
-        raise HwrError(f"unknown look {look!r}; choose from {', '.join(LOOKS)}")
+    known_look(look)
     dark = _tight_ink(path, rng, size)
     if look == "light":
         dark = _half_pressed(dark, rng)
@@ -184,9 +195,7 @@ def check(
     """Print the accuracies (eval.py's, the scans', each look's) as a markdown table and
     return them: `eval`, `png`, and per look its accuracy and `kept/<look>`, its share of
     eval.py's (`redrawn` and `kept` are the plain look's)."""
-    unknown = [look for look in looks if look not in LOOKS]
-    if unknown:
-        raise HwrError(f"unknown look {unknown[0]!r}; choose from {', '.join(LOOKS)}")
+    looks = [known_look(look) for look in looks]  # before the model and data are loaded
     model = TrainedModel.load(ckpt_path, device="cpu")
     dm, note = english_test(model, data_dir, cache_dir)
     test_files = dm.test_files()
@@ -196,15 +205,13 @@ def check(
     eval_acc = tensor_accuracy(model, dm, keep)
     scans = predict_files(model, [path for path, _ in files], top_k=1)
     result = {"eval": eval_acc}
-    result["png"] = float(np.mean([r.label == label for r, (_, label) in zip(scans, files, strict=True)]))
+    result["png"] = _accuracy(scans, files)
     crops = {}
     for look in looks:
         # each look its own draws: adding or dropping one leaves the others' crops as they were
         rng = np.random.default_rng([seed, list(LOOKS).index(look)] if look != "plain" else seed)
         crops[look] = [redraw(path, rng, size, contrast, paper, look) for path, _ in files]
-        guesses = model.predict(crops[look], top_k=1)
-        right = [p.label == label for p, (_, label) in zip(guesses, files, strict=True)]
-        result[look] = float(np.mean(right))
+        result[look] = _accuracy(model.predict(crops[look], top_k=1), files)
         result[f"kept/{look}"] = result[look] / eval_acc if eval_acc else float("nan")
     if "plain" in looks:
         result["redrawn"], result["kept"] = result["plain"], result["kept/plain"]
